@@ -1,0 +1,87 @@
+"""What the service layer needs from storage, as protocols: the domain never imports the ORM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from complaints.calendar import Override
+from complaints.model import Complaint, Role, Status
+from complaints.people import Resident, Staff
+from complaints.routing import StaffCandidate
+
+
+class ComplaintRepository(Protocol):
+    async def add(self, complaint: Complaint) -> None: ...
+
+    async def get(self, number: str, *, for_update: bool = False) -> Complaint | None: ...
+
+    async def list(
+        self,
+        *,
+        statuses: Sequence[Status] | None = None,
+        resident_id: int | None = None,
+        assignee_id: int | None = None,
+        overdue_at: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Complaint]: ...
+
+    async def count_recent(self, resident_id: int, category: str, since: datetime) -> int: ...
+
+    async def next_sequence(self, day: date) -> int: ...
+
+
+class StaffRepository(Protocol):
+    async def add(self, staff: Staff) -> Staff: ...
+
+    async def get(self, staff_id: int) -> Staff | None: ...
+
+    async def get_by_telegram_id(self, telegram_id: int) -> Staff | None: ...
+
+    async def list(self, *, active_only: bool = False, role: Role | None = None) -> list[Staff]: ...
+
+    async def save(self, staff: Staff) -> None: ...
+
+    async def candidates(self) -> list[StaffCandidate]: ...
+
+
+class ResidentRepository(Protocol):
+    async def get(self, resident_id: int) -> Resident | None: ...
+
+    async def get_by_telegram_id(self, telegram_id: int) -> Resident | None: ...
+
+    async def add(self, resident: Resident) -> Resident: ...
+
+    async def save(self, resident: Resident) -> None: ...
+
+
+class CalendarRepository(Protocol):
+    async def overrides(self) -> dict[date, Override]: ...
+
+    async def set(self, day: date, is_workday: bool, note: str | None, at: datetime) -> None: ...
+
+
+class Outbox(Protocol):
+    async def add(self, chat_id: int, payload: dict[str, Any], *, at: datetime,
+                  method: str = "sendMessage", dedup_key: str | None = None) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """The only place a transaction begins and ends: ``async with uow: …; await uow.commit()``."""
+
+    complaints: ComplaintRepository
+    staff: StaffRepository
+    residents: ResidentRepository
+    calendar: CalendarRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...

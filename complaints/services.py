@@ -1,0 +1,305 @@
+"""Service layer: the use cases. Each takes plain values, opens one unit of work, asks the domain
+to act, lets the event sink queue what must be said (outbox, same transaction) and commits.
+
+Dialogs (Telegram), the command line and the scheduler all call these, so a rule holds the same
+whichever way an action arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from complaints.deadlines import DeadlinePolicy
+from complaints.model import (
+    Actor,
+    Attachment,
+    Channel,
+    Complaint,
+    Contact,
+    DomainError,
+    Emotion,
+    Location,
+    PermissionDenied,
+    Role,
+    Status,
+    Urgency,
+    format_number,
+)
+from complaints.people import Resident, Staff
+from complaints.ports import UnitOfWork
+from complaints.routing import RoutingTable, choose_assignee, effective_urgency
+
+REPEAT_WINDOW = timedelta(days=30)
+
+ACTIONS = ("accept", "resolve", "escalate", "transfer", "close", "withdraw", "reopen", "external")
+
+
+class NotFound(DomainError):
+    pass
+
+
+class EventSink(Protocol):
+    """Turns a complaint's new events into outbox messages, inside the same transaction."""
+
+    async def __call__(self, uow: UnitOfWork, complaint: Complaint) -> None: ...
+
+
+async def _no_sink(uow: UnitOfWork, complaint: Complaint) -> None:
+    return None
+
+
+@dataclass
+class NewComplaint:
+    text: str
+    category: str
+    urgency: Urgency | str
+    channel: Channel | str = Channel.TELEGRAM
+    emotion: Emotion | str = Emotion.CALM
+    secondary: Sequence[str] = ()
+    location: Location = field(default_factory=Location)
+    contact: Contact = field(default_factory=Contact)
+    anonymous: bool = False
+    attachments: list[Attachment] = field(default_factory=list)
+    resident_id: int | None = None
+
+
+class ComplaintService:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        policy: DeadlinePolicy,
+        routing: RoutingTable | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sink: EventSink | Callable[[UnitOfWork, Complaint], Awaitable[None]] | None = None,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.policy = policy
+        self.routing = routing or RoutingTable()
+        self.clock = clock or (lambda: datetime.now(policy.tz))
+        self.sink = sink or _no_sink
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # ---- intake --------------------------------------------------------------------------------
+    async def submit(self, new: NewComplaint, *, by: Actor) -> Complaint:
+        now = self.now()
+        async with self.uow_factory() as uow:
+            is_repeat = False
+            if new.resident_id is not None:
+                is_repeat = await uow.complaints.count_recent(
+                    new.resident_id, new.category, now - REPEAT_WINDOW) > 0
+            urgency = effective_urgency(new.urgency, is_repeat=is_repeat)
+            deadlines = self.policy.compute(urgency, now)
+            local_day = self.policy.to_local(now).date()
+            number = format_number(local_day, await uow.complaints.next_sequence(local_day))
+            complaint = Complaint.register(
+                number=number, text=new.text, category=new.category, urgency=urgency,
+                channel=new.channel, at=now, accept_by=deadlines.accept_by,
+                resolve_by=deadlines.resolve_by, by=by, resident_id=new.resident_id,
+                contact=new.contact, anonymous=new.anonymous, location=new.location,
+                emotion=new.emotion, secondary=tuple(new.secondary),
+                attachments=list(new.attachments), is_repeat=is_repeat,
+            )
+            await self._route(uow, complaint, now)
+            if complaint.is_angry:
+                # 情绪激动: the supervisor hears of it at once, not when a deadline passes.
+                complaint.escalate(by=Actor.system(), at=now, reason="angry", note="业主情绪激动")
+            await uow.complaints.add(complaint)
+            await self.sink(uow, complaint)
+            await uow.commit()
+        return complaint
+
+    async def _route(self, uow: UnitOfWork, complaint: Complaint, now: datetime,
+                     role: Role | None = None, exclude: Sequence[int] = ()) -> Staff | None:
+        role = role or self.routing.role_for(complaint.category)
+        chosen = choose_assignee(await uow.staff.candidates(), role, exclude=exclude)
+        if chosen is None:
+            return None  # nobody on the roster: stays 受理 for the desk to triage
+        complaint.assign(chosen.id, by=Actor.system(), at=now, staff_role=str(chosen.role))
+        return await uow.staff.get(chosen.id)
+
+    # ---- reading -------------------------------------------------------------------------------
+    async def get(self, number: str) -> Complaint:
+        async with self.uow_factory() as uow:
+            return await self._get(uow, number)
+
+    async def list(self, *, statuses: Sequence[Status] | None = None, overdue: bool = False,
+                   resident_id: int | None = None, assignee_id: int | None = None,
+                   limit: int | None = None) -> list[Complaint]:
+        async with self.uow_factory() as uow:
+            return await uow.complaints.list(
+                statuses=statuses, resident_id=resident_id, assignee_id=assignee_id,
+                overdue_at=self.now() if overdue else None, limit=limit)
+
+    async def actor_for(self, telegram_id: int) -> Actor:
+        """Who a Telegram user is: an active staff member first, else a known resident."""
+        async with self.uow_factory() as uow:
+            staff = await uow.staff.get_by_telegram_id(telegram_id)
+            if staff is not None and staff.active:
+                return staff.as_actor()
+            resident = await uow.residents.get_by_telegram_id(telegram_id)
+            if resident is not None:
+                return resident.as_actor()
+        raise PermissionDenied(f"未找到 Telegram ID 为 {telegram_id} 的工作人员或业主。")
+
+    # ---- actions -------------------------------------------------------------------------------
+    async def act(self, number: str, action: str, *, by: Actor, note: str | None = None,
+                  to_staff_id: int | None = None) -> Complaint:
+        """One of :data:`ACTIONS`, with the same rules whether it comes from a button or a shell."""
+        if action not in ACTIONS:
+            raise DomainError(f"未知操作:{action}。可用操作:{', '.join(ACTIONS)}。")
+        now = self.now()
+        async with self.uow_factory() as uow:
+            complaint = await self._get(uow, number, for_update=True)
+            if action == "accept":
+                complaint.accept(by=by, at=now)
+            elif action == "resolve":
+                complaint.resolve(by=by, at=now, note=note)
+            elif action == "escalate":
+                complaint.escalate(by=by, at=now, note=note)
+            elif action == "transfer":
+                await self._transfer(uow, complaint, by=by, at=now, note=note, to_staff_id=to_staff_id)
+            elif action == "close":
+                complaint.close(by=by, at=now, note=note)
+            elif action == "withdraw":
+                complaint.withdraw(by=by, at=now, note=note)
+            elif action == "reopen":
+                complaint.reopen(by=by, at=now, note=note)
+                await self._route_review(uow, complaint, now)
+            elif action == "external":
+                complaint.refer_external(by=by, at=now, referral=note or "")
+            await uow.complaints.add(complaint)
+            await self.sink(uow, complaint)
+            await uow.commit()
+        return complaint
+
+    async def follow_up(self, number: str, *, by: Actor, solved: bool, rating: int | None = None,
+                        comment: str | None = None) -> Complaint:
+        now = self.now()
+        async with self.uow_factory() as uow:
+            complaint = await self._get(uow, number, for_update=True)
+            status = complaint.follow_up(by=by, at=now, solved=solved, rating=rating, comment=comment)
+            if status is Status.REVIEW:
+                await self._route_review(uow, complaint, now)
+            await uow.complaints.add(complaint)
+            await self.sink(uow, complaint)
+            await uow.commit()
+        return complaint
+
+    async def add_info(self, number: str, *, by: Actor, text: str | None = None,
+                       attachments: list[Attachment] | None = None) -> Complaint:
+        now = self.now()
+        async with self.uow_factory() as uow:
+            complaint = await self._get(uow, number, for_update=True)
+            complaint.add_info(by=by, at=now, text=text, attachments=attachments)
+            await uow.complaints.add(complaint)
+            await self.sink(uow, complaint)
+            await uow.commit()
+        return complaint
+
+    async def reveal_contact(self, number: str, *, by: Actor) -> str | None:
+        now = self.now()
+        async with self.uow_factory() as uow:
+            complaint = await self._get(uow, number, for_update=True)
+            phone = complaint.reveal_contact(by=by, at=now)
+            await uow.complaints.add(complaint)
+            await uow.commit()
+        return phone
+
+    async def delay(self, number: str, *, by: Actor, new_resolve_by: datetime, reason: str) -> Complaint:
+        now = self.now()
+        async with self.uow_factory() as uow:
+            complaint = await self._get(uow, number, for_update=True)
+            complaint.delay(new_resolve_by, by=by, at=now, reason=reason)
+            await uow.complaints.add(complaint)
+            await self.sink(uow, complaint)
+            await uow.commit()
+        return complaint
+
+    # ---- helpers -------------------------------------------------------------------------------
+    async def _get(self, uow: UnitOfWork, number: str, *, for_update: bool = False) -> Complaint:
+        complaint = await uow.complaints.get(number.strip().upper(), for_update=for_update)
+        if complaint is None:
+            raise NotFound(f"没有找到编号为 {number} 的投诉,请核对后再试。")
+        return complaint
+
+    async def _transfer(self, uow: UnitOfWork, complaint: Complaint, *, by: Actor, at: datetime,
+                        note: str | None, to_staff_id: int | None) -> None:
+        if to_staff_id is None:
+            role = self.routing.role_for(complaint.category)
+            exclude = [complaint.assignee_id] if complaint.assignee_id is not None else []
+            chosen = choose_assignee(await uow.staff.candidates(), role, exclude=exclude)
+            if chosen is None:
+                raise DomainError("暂时没有其他可以接手的同事,请联系主管。")
+            to_staff_id, to_role = chosen.id, str(chosen.role)
+        else:
+            target = await uow.staff.get(to_staff_id)
+            if target is None or not target.active:
+                raise DomainError("要转派的同事不存在或已停用。")
+            to_role = str(target.role)
+        complaint.transfer(to_staff_id, by=by, at=at, note=note, staff_role=to_role)
+
+    async def _route_review(self, uow: UnitOfWork, complaint: Complaint, now: datetime) -> None:
+        """复核 goes to a supervisor who has not handled the complaint before."""
+        await self._route(uow, complaint, now, role=Role.SUPERVISOR, exclude=sorted(complaint.handled_by()))
+
+
+class RosterService:
+    """The staff roster and residents' own records."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], clock: Callable[[], datetime]) -> None:
+        self.uow_factory = uow_factory
+        self.clock = clock
+
+    async def add_staff(self, *, telegram_id: int, name: str, role: Role | str,
+                        phone: str | None = None) -> Staff:
+        name = name.strip()
+        if not name:
+            raise DomainError("姓名不能为空。")
+        async with self.uow_factory() as uow:
+            existing = await uow.staff.get_by_telegram_id(telegram_id)
+            if existing is not None:
+                if existing.active:
+                    raise DomainError(f"Telegram ID {telegram_id} 已经是在职员工({existing.name})。")
+                # Re-hiring someone keeps their history: reactivate the same record.
+                existing.name, existing.role, existing.phone, existing.active = name, Role(role), phone, True
+                await uow.staff.save(existing)
+                await uow.commit()
+                return existing
+            staff = await uow.staff.add(Staff(id=None, telegram_id=telegram_id, name=name, role=Role(role),
+                                              phone=phone, created_at=self.clock()))
+            await uow.commit()
+            return staff
+
+    async def deactivate_staff(self, telegram_id: int) -> Staff:
+        async with self.uow_factory() as uow:
+            staff = await uow.staff.get_by_telegram_id(telegram_id)
+            if staff is None:
+                raise NotFound(f"没有 Telegram ID 为 {telegram_id} 的员工。")
+            staff.active = False
+            await uow.staff.save(staff)
+            await uow.commit()
+            return staff
+
+    async def list_staff(self, *, active_only: bool = False) -> list[Staff]:
+        async with self.uow_factory() as uow:
+            return await uow.staff.list(active_only=active_only)
+
+    async def resident_for_telegram(self, telegram_id: int, name: str | None = None) -> Resident:
+        """The resident behind a Telegram user, created on first contact."""
+        async with self.uow_factory() as uow:
+            resident = await uow.residents.get_by_telegram_id(telegram_id)
+            if resident is None:
+                resident = await uow.residents.add(
+                    Resident(id=None, telegram_id=telegram_id, name=name, created_at=self.clock()))
+                await uow.commit()
+            return resident
+
+    async def save_resident(self, resident: Resident) -> None:
+        async with self.uow_factory() as uow:
+            await uow.residents.save(resident)
+            await uow.commit()
