@@ -41,11 +41,22 @@ from storage.tables import (
 )
 
 
+def _insert(session: AsyncSession, table: Any, values: dict[str, Any]) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
+
+
 def _upsert_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the session's dialect."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
-    return stmt.on_conflict_do_nothing()
+    return _insert(session, table, values).on_conflict_do_nothing()
+
+
+def upsert(session: AsyncSession, table: Any, values: dict[str, Any], *, index_elements: list[str],
+           update: list[str]) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE: one statement, no read-then-write race."""
+    stmt = _insert(session, table, values)
+    return stmt.on_conflict_do_update(index_elements=index_elements,
+                                      set_={name: stmt.excluded[name] for name in update})
 
 
 class SqlComplaintRepository:

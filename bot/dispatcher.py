@@ -1,0 +1,56 @@
+"""Builds the bot and the dispatcher: one function, fresh routers, so tests can build many."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.types import BotCommand
+
+from bot.container import App
+from bot.settings import Settings
+from dialogs import residents
+from dialogs.middlewares import FloodControlMiddleware, PerUserSerialMiddleware, on_error
+from storage.fsm import SqlFSMStorage
+
+RESIDENT_COMMANDS = [
+    BotCommand(command="start", description="主菜单"),
+    BotCommand(command="my", description="我的投诉"),
+    BotCommand(command="help", description="帮助"),
+    BotCommand(command="cancel", description="取消正在填写的投诉"),
+]
+
+
+def make_bot(settings: Settings) -> Bot:
+    if settings.bot_token is None:
+        raise ValueError("BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/")))
+    return Bot(settings.bot_token.get_secret_value(), session=session,
+               default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+async def load_classifier(settings: Settings) -> Any:
+    """jieba's dictionary takes a moment to load: do it in a thread, off the event loop."""
+    from intents.classifier import Classifier
+
+    return await asyncio.to_thread(Classifier.load, settings.rules_file)
+
+
+def build_dispatcher(app: App, classifier: Any) -> Dispatcher:
+    dp = Dispatcher(storage=SqlFSMStorage(app.sessions, app.clock), app=app, classifier=classifier)
+    serial = PerUserSerialMiddleware()
+    dp.message.outer_middleware(FloodControlMiddleware())
+    dp.message.outer_middleware(serial)
+    dp.callback_query.outer_middleware(serial)
+    dp.errors.register(on_error)
+    dp.include_router(residents.make_router())
+    return dp
+
+
+async def register_commands(bot: Bot) -> None:
+    await bot.set_my_commands(RESIDENT_COMMANDS)
