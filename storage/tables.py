@@ -205,3 +205,46 @@ class FSMStateRow(Base):
     state: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TimerRow(Base):
+    """A moment something must happen to a complaint (a reminder, a missed deadline, auto-close)
+    or to everyone (the daily summary). Claimed with FOR UPDATE SKIP LOCKED, done exactly once."""
+
+    __tablename__ = "timers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The same timer (complaint, kind, deadline) is never created twice, whichever process tries.
+    dedup_key: Mapped[str] = mapped_column(String(160), unique=True)
+
+    __table_args__ = (Index("ix_timers_pending", "done_at", "due_at"),)
+
+
+class StaffInviteRow(Base):
+    """A one-time code a new staff member sends as /join CODE."""
+
+    __tablename__ = "staff_invites"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ProcessedUpdateRow(Base):
+    """Telegram may deliver an update twice (webhook retries): the second one is ignored."""
+
+    __tablename__ = "processed_updates"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
