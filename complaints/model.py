@@ -27,6 +27,13 @@ class InvalidTransition(DomainError):
     pass
 
 
+class ConcurrentUpdate(DomainError):
+    """Someone else changed the complaint since it was read: the write was refused, not merged."""
+
+    def __init__(self, message: str = "这件投诉刚刚被其他人处理过,请刷新后重试。") -> None:
+        super().__init__(message)
+
+
 class Category(StrEnum):
     ENVIRONMENT = "environment"
     SECURITY = "security"
@@ -405,10 +412,18 @@ class Complaint:
 
     def handled_by(self) -> set[int]:
         """Staff ids who have held this complaint: a review must go to someone else."""
-        return {
+        held = {
             e.data["staff_id"] for e in self.history
             if e.kind in (EventKind.ASSIGNED, EventKind.TRANSFERRED) and "staff_id" in e.data
         }
+        # A supervisor who took it over by accepting, or resolved it without holding it, handled it
+        # too, though no assignment event names them.
+        held |= {
+            e.actor_id for e in self.history
+            if e.kind in (EventKind.ACCEPTED, EventKind.RESOLVED)
+            and e.actor_kind is ActorKind.STAFF and e.actor_id is not None
+        }
+        return held
 
     # ---- staff verbs ----------------------------------------------------------------------
     def assign(self, staff_id: int, *, by: Actor, at: datetime, note: str | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from complaints.deadlines import DeadlinePolicy
 from complaints.model import (
@@ -18,6 +18,7 @@ from complaints.model import (
     Attachment,
     Channel,
     Complaint,
+    ConcurrentUpdate,
     Contact,
     DomainError,
     Emotion,
@@ -30,9 +31,16 @@ from complaints.model import (
 )
 from complaints.people import Resident, Staff
 from complaints.ports import UnitOfWork
-from complaints.routing import RoutingTable, choose_assignee, effective_urgency
+from complaints.routing import FALLBACK_ROLES, RoutingTable, choose_assignee, effective_urgency
 
 REPEAT_WINDOW = timedelta(days=30)
+# Two people acting on one complaint at once: the loser re-reads it and the rules are checked again
+# on the fresh state (so "accept" twice gives the second person a clear "already in progress").
+MAX_ATTEMPTS = 3
+# A 复核 nobody else among the supervisors can take goes up to a manager before the service desk.
+REVIEW_FALLBACKS: tuple[Role, ...] = (Role.MANAGER, Role.SERVICE)
+
+T = TypeVar("T")
 
 ACTIONS = ("accept", "resolve", "escalate", "transfer", "close", "withdraw", "reopen", "external")
 
@@ -114,9 +122,10 @@ class ComplaintService:
         return complaint
 
     async def _route(self, uow: UnitOfWork, complaint: Complaint, now: datetime,
-                     role: Role | None = None, exclude: Sequence[int] = ()) -> Staff | None:
+                     role: Role | None = None, exclude: Sequence[int] = (),
+                     fallbacks: tuple[Role, ...] = FALLBACK_ROLES) -> Staff | None:
         role = role or self.routing.role_for(complaint.category)
-        chosen = choose_assignee(await uow.staff.candidates(), role, exclude=exclude)
+        chosen = choose_assignee(await uow.staff.candidates(), role, exclude=exclude, fallbacks=fallbacks)
         if chosen is None:
             return None  # nobody on the roster: stays 受理 for the desk to triage
         complaint.assign(chosen.id, by=Actor.system(), at=now, staff_role=str(chosen.role))
@@ -153,6 +162,11 @@ class ComplaintService:
         if action not in ACTIONS:
             raise DomainError(f"未知操作:{action}。可用操作:{', '.join(ACTIONS)}。")
         now = self.now()
+        return await self._retrying(lambda: self._act_once(number, action, by=by, note=note,
+                                                           to_staff_id=to_staff_id, now=now))
+
+    async def _act_once(self, number: str, action: str, *, by: Actor, note: str | None,
+                        to_staff_id: int | None, now: datetime) -> Complaint:
         async with self.uow_factory() as uow:
             complaint = await self._get(uow, number, for_update=True)
             if action == "accept":
@@ -180,47 +194,73 @@ class ComplaintService:
     async def follow_up(self, number: str, *, by: Actor, solved: bool, rating: int | None = None,
                         comment: str | None = None) -> Complaint:
         now = self.now()
-        async with self.uow_factory() as uow:
-            complaint = await self._get(uow, number, for_update=True)
-            status = complaint.follow_up(by=by, at=now, solved=solved, rating=rating, comment=comment)
-            if status is Status.REVIEW:
-                await self._route_review(uow, complaint, now)
-            await uow.complaints.add(complaint)
-            await self.sink(uow, complaint)
-            await uow.commit()
-        return complaint
+
+        async def once() -> Complaint:
+            async with self.uow_factory() as uow:
+                complaint = await self._get(uow, number, for_update=True)
+                status = complaint.follow_up(by=by, at=now, solved=solved, rating=rating, comment=comment)
+                if status is Status.REVIEW:
+                    await self._route_review(uow, complaint, now)
+                await uow.complaints.add(complaint)
+                await self.sink(uow, complaint)
+                await uow.commit()
+            return complaint
+
+        return await self._retrying(once)
 
     async def add_info(self, number: str, *, by: Actor, text: str | None = None,
                        attachments: list[Attachment] | None = None) -> Complaint:
         now = self.now()
-        async with self.uow_factory() as uow:
-            complaint = await self._get(uow, number, for_update=True)
-            complaint.add_info(by=by, at=now, text=text, attachments=attachments)
-            await uow.complaints.add(complaint)
-            await self.sink(uow, complaint)
-            await uow.commit()
-        return complaint
+
+        async def once() -> Complaint:
+            async with self.uow_factory() as uow:
+                complaint = await self._get(uow, number, for_update=True)
+                complaint.add_info(by=by, at=now, text=text, attachments=attachments)
+                await uow.complaints.add(complaint)
+                await self.sink(uow, complaint)
+                await uow.commit()
+            return complaint
+
+        return await self._retrying(once)
 
     async def reveal_contact(self, number: str, *, by: Actor) -> str | None:
         now = self.now()
-        async with self.uow_factory() as uow:
-            complaint = await self._get(uow, number, for_update=True)
-            phone = complaint.reveal_contact(by=by, at=now)
-            await uow.complaints.add(complaint)
-            await uow.commit()
-        return phone
+
+        async def once() -> str | None:
+            async with self.uow_factory() as uow:
+                complaint = await self._get(uow, number, for_update=True)
+                phone = complaint.reveal_contact(by=by, at=now)
+                await uow.complaints.add(complaint)
+                await uow.commit()
+            return phone
+
+        return await self._retrying(once)
 
     async def delay(self, number: str, *, by: Actor, new_resolve_by: datetime, reason: str) -> Complaint:
         now = self.now()
-        async with self.uow_factory() as uow:
-            complaint = await self._get(uow, number, for_update=True)
-            complaint.delay(new_resolve_by, by=by, at=now, reason=reason)
-            await uow.complaints.add(complaint)
-            await self.sink(uow, complaint)
-            await uow.commit()
-        return complaint
+
+        async def once() -> Complaint:
+            async with self.uow_factory() as uow:
+                complaint = await self._get(uow, number, for_update=True)
+                complaint.delay(new_resolve_by, by=by, at=now, reason=reason)
+                await uow.complaints.add(complaint)
+                await self.sink(uow, complaint)
+                await uow.commit()
+            return complaint
+
+        return await self._retrying(once)
 
     # ---- helpers -------------------------------------------------------------------------------
+    async def _retrying(self, once: Callable[[], Awaitable[T]]) -> T:
+        """Run one unit of work, again on a fresh read if a concurrent writer got there first."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return await once()
+            except ConcurrentUpdate:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def _get(self, uow: UnitOfWork, number: str, *, for_update: bool = False) -> Complaint:
         complaint = await uow.complaints.get(number.strip().upper(), for_update=for_update)
         if complaint is None:
@@ -230,9 +270,14 @@ class ComplaintService:
     async def _transfer(self, uow: UnitOfWork, complaint: Complaint, *, by: Actor, at: datetime,
                         note: str | None, to_staff_id: int | None) -> None:
         if to_staff_id is None:
-            role = self.routing.role_for(complaint.category)
-            exclude = [complaint.assignee_id] if complaint.assignee_id is not None else []
-            chosen = choose_assignee(await uow.staff.candidates(), role, exclude=exclude)
+            exclude = {complaint.assignee_id} if complaint.assignee_id is not None else set()
+            role, fallbacks = self.routing.role_for(complaint.category), FALLBACK_ROLES
+            if complaint.status is Status.REVIEW:
+                # A 复核 passed on stays with the supervisors and never returns to an earlier holder.
+                role, fallbacks = Role.SUPERVISOR, REVIEW_FALLBACKS
+                exclude |= complaint.handled_by()
+            chosen = choose_assignee(await uow.staff.candidates(), role, exclude=exclude,
+                                     fallbacks=fallbacks)
             if chosen is None:
                 raise DomainError("暂时没有其他可以接手的同事,请联系主管。")
             to_staff_id, to_role = chosen.id, str(chosen.role)
@@ -245,7 +290,8 @@ class ComplaintService:
 
     async def _route_review(self, uow: UnitOfWork, complaint: Complaint, now: datetime) -> None:
         """复核 goes to a supervisor who has not handled the complaint before."""
-        await self._route(uow, complaint, now, role=Role.SUPERVISOR, exclude=sorted(complaint.handled_by()))
+        await self._route(uow, complaint, now, role=Role.SUPERVISOR, exclude=sorted(complaint.handled_by()),
+                          fallbacks=REVIEW_FALLBACKS)
 
 
 class RosterService:

@@ -10,6 +10,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.exc import StaleDataError
 
 from complaints.calendar import Override
 from complaints.model import (
@@ -19,6 +21,7 @@ from complaints.model import (
     Channel,
     Complaint,
     ComplaintEvent,
+    ConcurrentUpdate,
     Contact,
     Emotion,
     EventKind,
@@ -84,8 +87,17 @@ class SqlComplaintRepository:
             self._rows[complaint.number] = row
             self._saved_events[complaint.number] = 0
             self._saved_attachments[complaint.number] = 0
-        _fill_row(row, complaint)
-        await self.session.flush()
+            _fill_row(row, complaint)
+        else:
+            _fill_row(row, complaint)
+            # Every save of a loaded complaint bumps and checks the version, even one that only
+            # appends events (a note, a contact reveal): otherwise two stale copies would both get
+            # past the row and collide on the event sequence with an opaque IntegrityError.
+            flag_modified(row, "status")
+        try:
+            await self.session.flush()
+        except StaleDataError as exc:
+            raise ConcurrentUpdate() from exc
         complaint.id = row.id
         saved = self._saved_events[complaint.number]
         new_events = complaint.history[saved:]

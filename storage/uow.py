@@ -6,7 +6,9 @@ from types import TracebackType
 from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
+from complaints.model import ConcurrentUpdate
 from storage.repositories import (
     SqlCalendarRepository,
     SqlComplaintRepository,
@@ -41,7 +43,10 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self.session is not None
-        await self.session.commit()
+        try:
+            await self.session.commit()
+        except StaleDataError as exc:  # a version check in the final flush: someone wrote first
+            raise ConcurrentUpdate() from exc
 
     async def rollback(self) -> None:
         assert self.session is not None
