@@ -1,0 +1,403 @@
+"""Complaint text → category, urgency, emotion, location and phone.
+
+How it reads a text (all words and weights live in ``rules.toml``, not here):
+
+1. Normalise: HTML tags dropped, NFKC (full-width ``！１２Ａ`` → ``!12A``), lower case for matching.
+2. Segment with jieba (own ``Tokenizer`` carrying the rules' user dictionary and every keyword,
+   so domain words such as 电梯困人 or 消防通道 stay whole). Keywords match whole tokens or runs of
+   up to ``_MAX_NGRAM`` tokens, longest first, so 水电费 never counts as 电费 and a negator token
+   right before a keyword (不 漏水) cancels it.
+3. Context rules (regular expressions) add to or scale the category scores — this is how
+   "报修电话没人接" becomes staff_attitude and "谢谢你们修好了水管" becomes other.
+4. Urgency: the highest level whose pattern matches a clause without that rule's ``unless`` cue
+   in the same clause, never below the category's ``min_urgency``; context rules may cap it.
+5. Emotion: weighted cues (insults, 忍无可忍, exclamation storms, threats of 12345/media/court).
+
+Location normalisation (``Location``):
+
+* ``building``, ``unit`` and ``room`` are plain strings of arabic digits, or upper-case letters
+  with optional digits: ``十二号楼`` → building ``"12"``; ``5栋3单元801`` → ``"5"``, ``"3"``, ``"801"``;
+  ``5-3-801`` → the same; ``A座`` → ``"A"``. A bare ``18楼`` is a floor, not a building, and is ignored
+  unless a unit follows (``3楼2单元`` → building ``"3"``).
+* ``area`` is a public area from the rules' ``[location].areas`` list, as written (longest match,
+  first in the text): ``南门``, ``地库``, ``中心花园``. Basement garages are written ``B<n>车库``
+  (``b2车库``, ``负二层车库`` → ``"B2车库"``).
+* No building, unit, room or area → ``location`` is ``None``.
+
+Phones: a mainland mobile is 11 digits (``+86``, spaces and dashes removed); a landline with its
+area code is ``"0571-88776655"``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import sys
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from intents.rules import URGENCY_LEVELS, Rules, RulesError, load_rules
+
+__all__ = ["Classification", "Classifier", "Location", "RulesError", "load_classifier_async"]
+
+_MAX_NGRAM = 4
+# Beyond this many characters a complaint is an essay; reading more cannot change the decision
+# and would only cost time (the CLI must survive a 10,000-character line).
+_MAX_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Location:
+    building: str | None = None
+    unit: str | None = None
+    room: str | None = None
+    area: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"building": self.building, "unit": self.unit, "room": self.room, "area": self.area}
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: str
+    secondary: list[str]
+    urgency: str
+    emotion: str
+    location: Location | None
+    phone: str | None
+    keywords: list[str]
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "secondary": list(self.secondary),
+            "urgency": self.urgency,
+            "emotion": self.emotion,
+            "location": self.location.to_dict() if self.location else None,
+            "phone": self.phone,
+            "keywords": list(self.keywords),
+            "confidence": self.confidence,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# jieba: the main dictionary is loaded once per process and copied into each classifier's own
+# Tokenizer, so custom rules files (tests, admins) never pay the ~0.5 s load again and never
+# change the global jieba state other code may rely on.
+# --------------------------------------------------------------------------------------------
+_base_lock = threading.Lock()
+_base_dict: tuple[dict[str, int], int] | None = None
+
+
+def _import_jieba() -> Any:
+    if "jieba" not in sys.modules:
+        # jieba 0.42 imports pkg_resources only to locate its own data files, which costs ~0.1 s
+        # and, with setuptools >= 67, emits a DeprecationWarning. Without it jieba falls back to
+        # plain open() next to its module file — same files, no warning.
+        blocked = "pkg_resources" not in sys.modules
+        if blocked:
+            sys.modules["pkg_resources"] = None  # type: ignore[assignment]
+        try:
+            import jieba
+        finally:
+            if blocked and sys.modules.get("pkg_resources", 0) is None:
+                del sys.modules["pkg_resources"]
+    import jieba
+
+    # jieba logs "Building prefix dict…" at DEBUG on stderr; that is noise in a CLI's output.
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
+def _new_tokenizer() -> Any:
+    global _base_dict
+    jieba = _import_jieba()
+    with _base_lock:
+        if _base_dict is None:
+            base = jieba.Tokenizer()
+            base.initialize()
+            _base_dict = (base.FREQ, base.total)
+    freq, total = _base_dict
+    tk = jieba.Tokenizer()
+    tk.FREQ = dict(freq)
+    tk.total = total
+    tk.initialized = True
+    return tk
+
+
+# --------------------------------------------------------------------------------------------
+# Location and phone
+# --------------------------------------------------------------------------------------------
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_NUM = r"(?:\d{1,3}|[零〇一二两三四五六七八九十百]{1,4}|[A-Za-z]\d{0,2})"
+_UNIT = rf"(?P<u>{_NUM})\s*单元"
+_LOC_RE = re.compile(
+    rf"(?<![\dA-Za-z])(?P<b>{_NUM})\s*"
+    rf"(?P<bs>号楼|号栋|栋|幢|座|(?:号|楼)(?=\s*{_NUM}\s*单元))"
+    rf"(?:[\s的,、-]*{_UNIT})?"
+    r"(?:[\s的,、-]*(?P<r>\d{3,4})(?![\d年月日号楼栋])(?:室|房|号)?)?"
+)
+_DASH_RE = re.compile(r"(?<![\d-])(\d{1,2})-(\d{1,2})-(\d{3,4})(?![\d-])")
+_UNIT_ONLY_RE = re.compile(rf"(?<![\dA-Za-z]){_UNIT}")
+_ROOM_ONLY_RE = re.compile(r"(?<![\d-])(\d{3,4})\s*(?:室|房间?号?)")
+_BASEMENT_RE = re.compile(r"(?:[Bb]|负|地下)\s*([1-4一二三四])\s*层?\s*(车库|停车场)")
+_MOBILE_RE = re.compile(r"(?<![\d])(?:\+?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
+_LANDLINE_RE = re.compile(r"(?<![\d])\(?(0\d{2,3})\)?[\s-]?([2-9]\d{6,7})(?!\d)")
+
+
+def cn_number(s: str) -> str:
+    """'十二' → '12', '二十三' → '23', '3' → '3', 'a3' → 'A3'. Unknown forms are returned as is."""
+    if s.isdigit():
+        return str(int(s))
+    if s[0].isascii():
+        return s.upper()
+    if all(c in _CN_DIGITS for c in s):  # 一零二 read digit by digit
+        return "".join(str(_CN_DIGITS[c]) for c in s)
+    total, cur = 0, 0
+    for c in s:
+        if c in _CN_DIGITS:
+            cur = _CN_DIGITS[c]
+        elif c == "十":
+            total += (cur or 1) * 10
+            cur = 0
+        elif c == "百":
+            total += (cur or 1) * 100
+            cur = 0
+        else:
+            return s
+    return str(total + cur)
+
+
+def extract_location(text: str, areas: tuple[str, ...], not_areas: tuple[str, ...] = ()) -> Location | None:
+    building = unit = room = area = None
+    m = _DASH_RE.search(text)
+    if m:
+        building, unit, room = m.group(1), m.group(2), m.group(3)
+    else:
+        for m in _LOC_RE.finditer(text):
+            b, bs = m.group("b"), m.group("bs")
+            # "一栋楼/两栋楼" counts buildings, it does not name one.
+            if bs in ("栋", "幢") and not b[0].isdigit() and text[m.end("bs") : m.end("bs") + 1] == "楼":
+                continue
+            building = cn_number(b)
+            unit = cn_number(m.group("u")) if m.group("u") else None
+            room = m.group("r")
+            break
+        if building is None:
+            mu = _UNIT_ONLY_RE.search(text)
+            if mu:
+                unit = cn_number(mu.group("u"))
+        if room is None:
+            mr = _ROOM_ONLY_RE.search(text)
+            if mr:
+                room = mr.group(1)
+    mb = _BASEMENT_RE.search(text)
+    if mb:
+        area = f"B{cn_number(mb.group(1))}{mb.group(2)}"
+    else:
+        masked = text
+        for na in not_areas:
+            masked = masked.replace(na, "\0" * len(na))
+        best: tuple[int, int, str] | None = None
+        for a in areas:  # areas are sorted longest first
+            i = masked.find(a)
+            if i >= 0 and (best is None or i < best[0] or (i == best[0] and len(a) > best[1])):
+                best = (i, len(a), a)
+        if best:
+            area = best[2]
+    if building is None and unit is None and room is None and area is None:
+        return None
+    return Location(building, unit, room, area)
+
+
+def extract_phone(text: str) -> str | None:
+    m = _MOBILE_RE.search(text)
+    ml = _LANDLINE_RE.search(text)
+    if m and (not ml or m.start() <= ml.start()):
+        return "".join(m.groups())
+    if ml:
+        return f"{ml.group(1)}-{ml.group(2)}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Classifier
+# --------------------------------------------------------------------------------------------
+_TAG_RE = re.compile(r"<[^>]{0,200}>")
+_SPACE_RE = re.compile(r"\s+")
+_CLAUSE_RE = re.compile(r"[,.;!?:。、;~…\n]+")
+
+
+def normalise(text: str) -> str:
+    text = text[: _MAX_CHARS * 2]
+    if "<" in text or "&" in text:
+        text = _TAG_RE.sub(" ", html.unescape(text))
+    text = unicodedata.normalize("NFKC", text)
+    return _SPACE_RE.sub(" ", text).strip()[:_MAX_CHARS]
+
+
+class Classifier:
+    """Rule-based complaint reader; build it with ``Classifier.load()`` (takes about half a second)."""
+
+    def __init__(self, rules: Rules, tokenizer: Any) -> None:
+        self.rules = rules
+        self._tk = tokenizer
+        index: dict[str, list[tuple[str, float]]] = {}
+        for cat in rules.categories.values():
+            for word, weight in cat.keywords.items():
+                index.setdefault(word, []).append((cat.name, weight))
+        self._index = index
+        self._max_ngram = _MAX_NGRAM
+        self._levels = {lvl: i for i, lvl in enumerate(URGENCY_LEVELS)}
+
+    @classmethod
+    def load(cls, rules_path: str | Path | None = None) -> Classifier:
+        rules = load_rules(rules_path)
+        tk = _new_tokenizer()
+        words = set(rules.userdict)
+        for cat in rules.categories.values():
+            words.update(cat.keywords)
+        for w in sorted(words):
+            if len(w) >= 2:
+                # suggest_freq (via freq=None) makes the word win against its own pieces.
+                tk.add_word(w)
+        return cls(rules, tk)
+
+    @property
+    def categories(self) -> dict[str, str]:
+        """Known categories, in rules-file order, with their Chinese labels (for 修改类别 buttons)."""
+        return {name: c.label for name, c in self.rules.categories.items()}
+
+    # -- steps -------------------------------------------------------------------------------
+    def _match_keywords(self, tokens: list[str]) -> list[tuple[int, str, list[tuple[str, float]]]]:
+        index, negators = self._index, self.rules.negators
+        hits: list[tuple[int, str, list[tuple[str, float]]]] = []
+        n = len(tokens)
+        i = 0
+        pos = 0
+        while i < n:
+            found = None
+            for k in range(min(self._max_ngram, n - i), 0, -1):
+                s = "".join(tokens[i : i + k]) if k > 1 else tokens[i]
+                if s in index:
+                    found = (k, s)
+                    break
+            if found is None:
+                pos += len(tokens[i])
+                i += 1
+                continue
+            k, s = found
+            if not (i > 0 and tokens[i - 1] in negators):
+                hits.append((pos, s, index[s]))
+            pos += len(s)
+            i += k
+        return hits
+
+    def classify(self, text: str) -> Classification:
+        rules = self.rules
+        if not isinstance(text, str):
+            text = str(text)
+        norm = normalise(text)
+        low = norm.lower()
+        tokens = self._tk.lcut(low, HMM=False) if low else []
+        hits = self._match_keywords(tokens)
+
+        # Context rules first decide which keyword hits to drop, then scale and boost.
+        active = [c for c in rules.contexts if all(p.search(low) for p in c.all_of) and not any(p.search(low) for p in c.none_of)]
+        dropped: set[str] = set()
+        for c in active:
+            dropped |= c.drop
+        scores: dict[str, float] = dict.fromkeys(rules.categories, 0.0)
+        first_pos: dict[str, int] = {}
+        cat_words: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for pos, word, cats in hits:
+            if word in dropped or word in seen:
+                continue
+            seen.add(word)  # a word repeated ("吵死了吵死了") counts once
+            for cat, w in cats:
+                scores[cat] += w
+                first_pos.setdefault(cat, pos)
+                cat_words.setdefault(cat, []).append(word)
+        has_hits = {c for c, v in scores.items() if v > 0}
+        cap: str | None = None
+        for c in active:
+            for cat, v in c.boost.items():
+                scores[cat] += v
+                first_pos.setdefault(cat, len(low))
+            for cat, f in c.scale.items():
+                scores[cat] *= f
+            if c.urgency_cap is not None and (cap is None or self._levels[c.urgency_cap] < self._levels[cap]):
+                cap = c.urgency_cap
+
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], first_pos.get(kv[0], 1 << 30)))
+        top_cat, top = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        if top < rules.min_score:
+            category = rules.fallback
+            confidence = 0.0 if not low else round(min(0.3, 0.1 + top / 10), 3)
+        else:
+            category = top_cat
+            confidence = round(top / (top + second + 1.5), 3)
+        secondary = [
+            c
+            for c, v in ranked[1:]
+            if c != category and c in has_hits and v >= max(rules.secondary_min, rules.secondary_ratio * top)
+        ]
+
+        urgency, urg_words = self._urgency(low, category, cap)
+        angry, emo_words = self._emotion(low)
+
+        keywords = list(cat_words.get(category, []))
+        for c in secondary:
+            keywords.extend(w for w in cat_words.get(c, []) if w not in keywords)
+        keywords.extend(w for w in urg_words + emo_words if w not in keywords)
+        return Classification(
+            category=category,
+            secondary=secondary,
+            urgency=urgency,
+            emotion="angry" if angry else "calm",
+            location=extract_location(norm, rules.areas, rules.not_areas),
+            phone=extract_phone(norm),
+            keywords=keywords[:12],
+            confidence=confidence,
+        )
+
+    def _urgency(self, low: str, category: str, cap: str | None) -> tuple[str, list[str]]:
+        levels = self._levels
+        level = levels[self.rules.categories[category].min_urgency]
+        words: list[str] = []
+        clauses = [c for c in _CLAUSE_RE.split(low) if c.strip()] if low else []
+        for rule in self.rules.urgency:
+            lv = levels[rule.level]
+            for clause in clauses:
+                m = rule.pattern.search(clause)
+                if m and not (rule.unless and rule.unless.search(clause)):
+                    words.append(m.group(0))
+                    level = max(level, lv)
+                    break
+        if cap is not None:
+            level = min(level, levels[cap])
+        return URGENCY_LEVELS[level], words
+
+    def _emotion(self, low: str) -> tuple[bool, list[str]]:
+        score = 0.0
+        words: list[str] = []
+        for cue in self.rules.emotion:
+            m = cue.pattern.search(low)
+            if m:
+                score += cue.weight
+                words.append(m.group(0))
+        return score >= self.rules.angry_threshold, words
+
+
+async def load_classifier_async(rules_path: str | Path | None = None) -> Classifier:
+    """Load in a worker thread: jieba's dictionary takes ~0.5 s and must not block the event loop."""
+    import asyncio
+
+    return await asyncio.to_thread(Classifier.load, rules_path)

@@ -1,0 +1,318 @@
+"""Loading and validating the administrator-editable rules file (``intents/rules.toml``).
+
+The file is TOML so that an administrator can edit it with any text editor; everything is
+validated up front and every problem is reported as ``RulesError`` naming the file and line,
+so a typo fails at start-up instead of silently mis-routing complaints later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+URGENCY_LEVELS: tuple[str, ...] = ("general", "important", "emergency")
+EMOTIONS: tuple[str, ...] = ("calm", "angry")
+DEFAULT_RULES_PATH = Path(__file__).with_name("rules.toml")
+RULES_ENV_VAR = "WUYE_RULES_FILE"
+_CATEGORY_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class RulesError(Exception):
+    """The rules file is missing or invalid; the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class CategoryRule:
+    name: str
+    label: str
+    keywords: dict[str, float]
+    min_urgency: str = "general"
+
+
+@dataclass(frozen=True)
+class ContextRule:
+    name: str
+    all_of: tuple[re.Pattern[str], ...]
+    none_of: tuple[re.Pattern[str], ...]
+    boost: dict[str, float]
+    scale: dict[str, float]
+    urgency_cap: str | None = None
+    # Keywords that a rule's text cancels (e.g. "电梯" when the text is about cleaning the elevator).
+    drop: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class UrgencyRule:
+    level: str
+    name: str
+    pattern: re.Pattern[str]
+    unless: re.Pattern[str] | None
+
+
+@dataclass(frozen=True)
+class EmotionCue:
+    name: str
+    weight: float
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class Rules:
+    path: Path
+    categories: dict[str, CategoryRule]
+    fallback: str
+    ask_below: float
+    min_score: float
+    secondary_ratio: float
+    secondary_min: float
+    negators: frozenset[str]
+    userdict: tuple[str, ...]
+    contexts: tuple[ContextRule, ...]
+    urgency: tuple[UrgencyRule, ...]
+    angry_threshold: float
+    emotion: tuple[EmotionCue, ...]
+    areas: tuple[str, ...]
+    not_areas: tuple[str, ...] = field(default_factory=tuple)
+
+
+def default_rules_path() -> Path:
+    env = os.environ.get(RULES_ENV_VAR)
+    return Path(env) if env else DEFAULT_RULES_PATH
+
+
+class _Locator:
+    """Finds the line of a table/key/value in the raw text; tomllib keeps no positions."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line_of(self, *needles: str, start: int = 1) -> int:
+        # The last needle is the most specific; earlier ones narrow the search (table header, key).
+        line = start
+        for needle in needles:
+            for i in range(line - 1, len(self.lines)):
+                if needle in self.lines[i]:
+                    line = i + 1
+                    break
+        return line
+
+    def error(self, line: int, message: str) -> RulesError:
+        return RulesError(f"规则文件 {self.path} 第 {line} 行: {message}")
+
+
+def _header(table: str) -> str:
+    return f"[{table}]"
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    p = Path(path) if path is not None else default_rules_path()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesError(f"规则文件 {p} 不存在") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"规则文件 {p} 无法读取: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        line = m.group(1) if m else "?"
+        raise RulesError(f"规则文件 {p} 第 {line} 行: TOML 语法错误 ({exc})") from None
+    return _parse(p, text, data)
+
+
+def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
+    loc = _Locator(path, text)
+
+    def need_table(obj: Any, name: str, line: int) -> dict[str, Any]:
+        if not isinstance(obj, dict):
+            raise loc.error(line, f"{name} 必须是表 (table)")
+        return obj
+
+    def number(obj: Any, what: str, line: int, lo: float | None = None, hi: float | None = None) -> float:
+        if isinstance(obj, bool) or not isinstance(obj, int | float):
+            raise loc.error(line, f"{what} 必须是数字, 实际是 {obj!r}")
+        v = float(obj)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise loc.error(line, f"{what} 超出范围 [{lo}, {hi}]: {v}")
+        return v
+
+    def str_list(obj: Any, what: str, line: int) -> list[str]:
+        if not isinstance(obj, list) or not all(isinstance(x, str) for x in obj):
+            raise loc.error(line, f"{what} 必须是字符串列表")
+        return list(obj)
+
+    def regex(src: str, what: str, line: int) -> re.Pattern[str]:
+        try:
+            return re.compile(src)
+        except re.error as exc:
+            raise loc.error(line, f"{what} 正则表达式无效 {src!r}: {exc}") from None
+
+    settings = need_table(data.get("settings", {}), "settings", loc.line_of("[settings]"))
+    s_line = loc.line_of("[settings]")
+    ask_below = number(settings.get("ask_below", 0.5), "settings.ask_below", loc.line_of("[settings]", "ask_below"), 0, 1)
+    min_score = number(settings.get("min_score", 1.0), "settings.min_score", loc.line_of("[settings]", "min_score"), 0)
+    sec_ratio = number(
+        settings.get("secondary_ratio", 0.5), "settings.secondary_ratio", loc.line_of("[settings]", "secondary_ratio"), 0, 1
+    )
+    sec_min = number(settings.get("secondary_min", 2.0), "settings.secondary_min", loc.line_of("[settings]", "secondary_min"), 0)
+    negators = str_list(settings.get("negators", []), "settings.negators", loc.line_of("[settings]", "negators"))
+    fallback = settings.get("fallback", "other")
+    if not isinstance(fallback, str):
+        raise loc.error(s_line, "settings.fallback 必须是类别名")
+
+    # --- categories ---------------------------------------------------------------------------
+    cats_raw = data.get("categories")
+    if not isinstance(cats_raw, dict) or not cats_raw:
+        raise loc.error(loc.line_of("[categories"), "至少需要一个 [categories.<名称>] 类别")
+    categories: dict[str, CategoryRule] = {}
+    for name, body in cats_raw.items():
+        hdr = _header(f"categories.{name}")
+        line = loc.line_of(hdr)
+        if not _CATEGORY_ID.match(name):
+            raise loc.error(line, f"类别名 {name!r} 只能用小写英文字母、数字和下划线")
+        body = need_table(body, f"categories.{name}", line)
+        label = body.get("label")
+        if not isinstance(label, str) or not label.strip():
+            raise loc.error(line, f"类别 {name} 缺少中文名称 label")
+        min_urg = body.get("min_urgency", "general")
+        if min_urg not in URGENCY_LEVELS:
+            raise loc.error(loc.line_of(hdr, "min_urgency"), f"min_urgency 必须是 {'/'.join(URGENCY_LEVELS)} 之一")
+        kw_line = loc.line_of(hdr, "keywords")
+        entries = str_list(body.get("keywords", []), f"categories.{name}.keywords", kw_line)
+        keywords: dict[str, float] = {}
+        for entry in entries:
+            eline = loc.line_of(hdr, f'"{entry}"')
+            word, sep, weight_s = entry.partition(":")
+            word = word.strip().lower()
+            if not word:
+                raise loc.error(eline, f"关键词 {entry!r} 为空")
+            weight = 2.0
+            if sep:
+                try:
+                    weight = float(weight_s)
+                except ValueError:
+                    raise loc.error(eline, f"关键词 {entry!r} 的权重不是数字 (格式: \"词:权重\")") from None
+            if not 0 < weight <= 10:
+                raise loc.error(eline, f"关键词 {entry!r} 的权重必须在 (0, 10] 之间")
+            keywords[word] = weight
+        categories[name] = CategoryRule(name, label.strip(), keywords, min_urg)
+    if fallback not in categories:
+        raise loc.error(s_line, f"settings.fallback 类别 {fallback!r} 没有定义")
+
+    # --- jieba user dictionary ----------------------------------------------------------------
+    ud = need_table(data.get("userdict", {}), "userdict", loc.line_of("[userdict]"))
+    userdict = str_list(ud.get("words", []), "userdict.words", loc.line_of("[userdict]", "words"))
+
+    # --- context rules ------------------------------------------------------------------------
+    contexts: list[ContextRule] = []
+    ctx_raw = data.get("context", [])
+    if not isinstance(ctx_raw, list):
+        raise loc.error(loc.line_of("context"), "context 必须写成 [[context]] 表数组")
+    ctx_line = 1
+    for i, ctx in enumerate(ctx_raw):
+        ctx_line = loc.line_of("[[context]]", start=ctx_line + (1 if i else 0))
+        ctx = need_table(ctx, "context", ctx_line)
+        cname = ctx.get("name", f"context#{i + 1}")
+        all_src = str_list(ctx.get("all", []), "context.all", ctx_line)
+        if not all_src:
+            raise loc.error(ctx_line, f"上下文规则 {cname} 需要 all = [正则, ...]")
+        all_of = tuple(regex(s, "context.all", loc.line_of("all", start=ctx_line)) for s in all_src)
+        none_of = tuple(
+            regex(s, "context.none", loc.line_of("none", start=ctx_line))
+            for s in str_list(ctx.get("none", []), "context.none", ctx_line)
+        )
+        boost: dict[str, float] = {}
+        scale: dict[str, float] = {}
+        for key, target in (("boost", boost), ("scale", scale)):
+            tbl = need_table(ctx.get(key, {}), f"context.{key}", ctx_line)
+            kline = loc.line_of(key, start=ctx_line)
+            for cat, val in tbl.items():
+                if cat not in categories:
+                    raise loc.error(kline, f"上下文规则 {cname} 的 {key} 用了未定义的类别 {cat!r}")
+                target[cat] = number(val, f"context.{key}.{cat}", kline, 0)
+        cap = ctx.get("urgency_cap")
+        if cap is not None and cap not in URGENCY_LEVELS:
+            raise loc.error(loc.line_of("urgency_cap", start=ctx_line), f"urgency_cap 必须是 {'/'.join(URGENCY_LEVELS)} 之一")
+        drop = frozenset(w.lower() for w in str_list(ctx.get("drop", []), "context.drop", ctx_line))
+        contexts.append(ContextRule(str(cname), all_of, none_of, boost, scale, cap, drop))
+
+    # --- urgency ------------------------------------------------------------------------------
+    urgency: list[UrgencyRule] = []
+    u_line = 1
+    urg_raw = data.get("urgency", [])
+    if not isinstance(urg_raw, list):
+        raise loc.error(loc.line_of("urgency"), "urgency 必须写成 [[urgency]] 表数组")
+    for i, u in enumerate(urg_raw):
+        u_line = loc.line_of("[[urgency]]", start=u_line + (1 if i else 0))
+        u = need_table(u, "urgency", u_line)
+        level = u.get("level")
+        if level not in URGENCY_LEVELS[1:]:
+            raise loc.error(loc.line_of("level", start=u_line), "urgency.level 必须是 important 或 emergency")
+        pats = str_list(u.get("patterns", []), "urgency.patterns", u_line)
+        if not pats:
+            raise loc.error(u_line, "urgency 规则需要 patterns")
+        pat = regex("|".join(f"(?:{p})" for p in pats), "urgency.patterns", loc.line_of("patterns", start=u_line))
+        for p in pats:  # compile one by one too, so the error names the bad pattern's line
+            regex(p, "urgency.patterns", loc.line_of(f'"{p}"', start=u_line))
+        unless_src = str_list(u.get("unless", []), "urgency.unless", u_line)
+        unless = (
+            regex("|".join(f"(?:{p})" for p in unless_src), "urgency.unless", loc.line_of("unless", start=u_line))
+            if unless_src
+            else None
+        )
+        urgency.append(UrgencyRule(level, str(u.get("name", level)), pat, unless))
+
+    # --- emotion ------------------------------------------------------------------------------
+    emo = need_table(data.get("emotion", {}), "emotion", loc.line_of("[emotion]"))
+    threshold = number(emo.get("angry_threshold", 2), "emotion.angry_threshold", loc.line_of("[emotion]", "angry_threshold"), 0)
+    cues: list[EmotionCue] = []
+    e_line = loc.line_of("[emotion]")
+    cues_raw = emo.get("cues", [])
+    if not isinstance(cues_raw, list):
+        raise loc.error(e_line, "emotion.cues 必须写成 [[emotion.cues]] 表数组")
+    for i, c in enumerate(cues_raw):
+        e_line = loc.line_of("[[emotion.cues]]", start=e_line + (1 if i else 0))
+        c = need_table(c, "emotion.cues", e_line)
+        w = number(c.get("weight", 1), "emotion.cues.weight", loc.line_of("weight", start=e_line), -10, 10)
+        pats = str_list(c.get("patterns", []), "emotion.cues.patterns", e_line)
+        for p in pats:
+            regex(p, "emotion.cues.patterns", loc.line_of(f'"{p}"', start=e_line))
+        if not pats:
+            raise loc.error(e_line, "emotion.cues 需要 patterns")
+        pat = regex("|".join(f"(?:{p})" for p in pats), "emotion.cues.patterns", e_line)
+        cues.append(EmotionCue(str(c.get("name", f"cue#{i + 1}")), w, pat))
+
+    # --- location -----------------------------------------------------------------------------
+    lt = need_table(data.get("location", {}), "location", loc.line_of("[location]"))
+    areas = str_list(lt.get("areas", []), "location.areas", loc.line_of("[location]", "areas"))
+    not_areas = str_list(lt.get("not_areas", []), "location.not_areas", loc.line_of("[location]", "not_areas"))
+
+    known_top = {"settings", "categories", "userdict", "context", "urgency", "emotion", "location", "schema"}
+    for key in data:
+        if key not in known_top:
+            raise loc.error(loc.line_of(key), f"未知的配置项 {key!r}")
+
+    return Rules(
+        path=path,
+        categories=categories,
+        fallback=fallback,
+        ask_below=ask_below,
+        min_score=min_score,
+        secondary_ratio=sec_ratio,
+        secondary_min=sec_min,
+        negators=frozenset(negators),
+        userdict=tuple(userdict),
+        contexts=tuple(contexts),
+        urgency=tuple(urgency),
+        angry_threshold=threshold,
+        emotion=tuple(cues),
+        # Longest first so 中心花园 wins over 花园 and 地下车库 over 车库.
+        areas=tuple(sorted(set(areas), key=len, reverse=True)),
+        not_areas=tuple(not_areas),
+    )
