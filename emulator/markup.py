@@ -236,9 +236,10 @@ def _close_html_tag(tag: _OpenTag, end: int, stack: list[_OpenTag], entities: li
         href = tag.attrs.get("href", "")
         if not href:
             return
-        if href.startswith("tg://user?id="):
+        user_id = href[len("tg://user?id="):] if href.startswith("tg://user?id=") else ""
+        if user_id.isdigit():
             entity = {"type": "text_mention", "offset": tag.start, "length": length,
-                      "user": {"id": int(href.split("=", 1)[1] or 0), "is_bot": False, "first_name": ""}}
+                      "user": {"id": int(user_id), "is_bot": False, "first_name": ""}}
         else:
             entity["url"] = href
     elif kind == "pre":
@@ -508,9 +509,9 @@ def parse_formatted(
     text: str, parse_mode: str | None, *, strict_html: bool = True
 ) -> tuple[str, list[dict[str, Any]]]:
     """Return (plain text, entities); raises EntityParseError or ValueError (bad parse_mode)."""
-    if not parse_mode:
+    mode = (parse_mode or "").lower()
+    if mode in ("", "none"):
         return text, []
-    mode = parse_mode.lower()
     if mode == "html":
         return parse_html(text, strict=strict_html)
     if mode == "markdownv2":

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import logging
 import random
 import re
 import time
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from aiogram.client.telegram import TelegramAPIServer
 
     from .users import SimUser
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "123456789:AAEmulatorTestTokenForWuyeBot_000000"
 
@@ -584,6 +587,10 @@ class BotAPIEmulator:
             status, body = 200, {"ok": True, "result": result}
         except ApiError as exc:
             status, body = exc.status, exc.body()
+        except Exception as exc:  # an emulator bug must still look like a Telegram answer
+            logger.exception("emulator failed on %s", method)
+            status, body = 500, {"ok": False, "error_code": 500,
+                                 "description": f"Internal Server Error: emulator bug: {exc!r}"}
         self.transcript.append(
             CallRecord(
                 time=arrived,

@@ -402,3 +402,22 @@ async def test_several_bots_and_user_photo_download(emu: BotAPIEmulator) -> None
     finally:
         await main_bot.session.close()
         await staff_bot.session.close()
+
+
+async def test_waits_state_endpoint_and_subscription_filters(bot: Bot, emu: BotAPIEmulator) -> None:
+    alice, bob = emu.user(6001, started=True), emu.user(6002, started=True)
+    only_bob = emu.subscribe(chat_id=bob.id)
+    await bot.send_message(alice.id, "给 alice")
+    await bob.expect_no_message(within=0.05)
+    with pytest.raises(TimeoutError, match="unread bot messages: \\[\\]"):
+        await bob.wait_for_message(timeout=0.05)
+    await bot.send_message(bob.id, "给 bob")
+    assert (await bob.wait_for_message()).text == "给 bob"
+    assert only_bob.qsize() == 1 and only_bob.get_nowait()["message"]["text"] == "给 bob"
+    emu.unsubscribe(only_bob)
+    async with aiohttp.ClientSession() as session, session.get(f"{emu.base_url}/_emulator/state") as resp:
+        state = await resp.json()
+    chats = state["bots"][str(emu.bot().id)]["chats"]
+    assert chats["6001"]["messages"][0]["text"] == "给 alice"
+    record = await emu.wait_for_call("sendMessage", lambda c: c.params["chat_id"] == str(bob.id))
+    assert record.ok and record.response["result"]["text"] == "给 bob"
