@@ -427,8 +427,12 @@ class Complaint:
 
     # ---- staff verbs ----------------------------------------------------------------------
     def assign(self, staff_id: int, *, by: Actor, at: datetime, note: str | None = None,
-               staff_role: str | None = None) -> None:
-        """Hand the complaint to a staff member (routing, triage, or a supervisor's choice)."""
+               staff_role: str | None = None, accept_by: datetime | None = None,
+               resolve_by: datetime | None = None, reason: str | None = None) -> None:
+        """Hand the complaint to a staff member (routing, triage, or a supervisor's choice).
+
+        A new holder gets a fresh accept window (``accept_by``); a review a fresh resolve window.
+        """
         if not (by.is_system or by.is_supervisor or by.is_desk):
             raise PermissionDenied("只有客服、主管或系统可以分派投诉。")
         self._require(Status.SUBMITTED, Status.ASSIGNED, Status.IN_PROGRESS, Status.REVIEW,
@@ -436,11 +440,19 @@ class Complaint:
         previous = self.status
         self.assignee_id = staff_id
         self.accepted_at = None
+        data: dict[str, Any] = {"staff_id": staff_id, "staff_role": staff_role}
+        if reason:
+            data["reason"] = reason
+        if accept_by is not None:
+            self.accept_by = accept_by
+            data["accept_by"] = accept_by.isoformat()
+        if resolve_by is not None:
+            self.resolve_by = resolve_by
+            data["resolve_by"] = resolve_by.isoformat()
         # A complaint under review stays under review until the new holder accepts it.
         new_status = Status.REVIEW if previous is Status.REVIEW else Status.ASSIGNED
         self.status = new_status
-        self._record(EventKind.ASSIGNED, by, at, previous, new_status, note,
-                     data={"staff_id": staff_id, "staff_role": staff_role})
+        self._record(EventKind.ASSIGNED, by, at, previous, new_status, note, data=data)
 
     def accept(self, *, by: Actor, at: datetime) -> None:
         if not (self.is_assignee(by) or by.is_supervisor):
@@ -454,7 +466,7 @@ class Complaint:
         self._record(EventKind.ACCEPTED, by, at, previous, Status.IN_PROGRESS)
 
     def transfer(self, to_staff_id: int, *, by: Actor, at: datetime, note: str | None = None,
-                 staff_role: str | None = None) -> None:
+                 staff_role: str | None = None, accept_by: datetime | None = None) -> None:
         """转派: the holder (or a supervisor) passes it on; the new holder must accept again."""
         if not (self.is_assignee(by) or by.is_supervisor or by.is_desk):
             raise PermissionDenied("只有当前处理人或主管可以转派。")
@@ -465,18 +477,28 @@ class Complaint:
         from_staff = self.assignee_id
         self.assignee_id = to_staff_id
         self.accepted_at = None
+        if accept_by is not None:
+            self.accept_by = accept_by
         new_status = Status.REVIEW if previous is Status.REVIEW else Status.ASSIGNED
         self.status = new_status
         self._record(EventKind.TRANSFERRED, by, at, previous, new_status, note,
                      data={"staff_id": to_staff_id, "from_staff_id": from_staff, "staff_role": staff_role})
 
     def escalate(self, *, by: Actor, at: datetime, note: str | None = None,
-                 reason: str = "manual") -> int:
-        """服务上移: one level up (1 supervisor, 2 manager). Returns the new level."""
+                 reason: str = "manual", to_level: int | None = None) -> int:
+        """服务上移: one level up (1 supervisor, 2 manager), or to ``to_level`` if that is higher
+        (a missed deadline goes to the supervisor even if an angry resident already took it there).
+        Returns the level whose people are told now."""
         if not (self.is_assignee(by) or by.is_supervisor or by.is_system or by.is_desk):
             raise PermissionDenied("只有当前处理人、主管或系统可以上报。")
         if not self.is_open:
             raise InvalidTransition(f"投诉{self.status.label},无需上报。")
+        if to_level is not None:
+            level = max(1, min(to_level, MAX_ESCALATION_LEVEL))
+            self.escalation_level = max(self.escalation_level, level)
+            self._record(EventKind.ESCALATED, by, at, self.status, self.status, note,
+                         data={"level": level, "reason": reason})
+            return level
         level = min(self.escalation_level + 1, MAX_ESCALATION_LEVEL)
         self.escalation_level = level
         self._record(EventKind.ESCALATED, by, at, self.status, self.status, note,
@@ -491,6 +513,22 @@ class Complaint:
             raise InvalidTransition("这是匿名投诉,没有留下联系方式。")
         self._record(EventKind.CONTACT_REVEALED, by, at, self.status, self.status)
         return self.contact.phone
+
+    def record_reminder(self, kind: str, *, at: datetime, staff_id: int | None) -> None:
+        """A reminder went out: kept in the history so an audit shows who was told when."""
+        self._record(EventKind.REMINDED, Actor.system(), at, self.status, self.status,
+                     data={"kind": kind, "staff_id": staff_id})
+
+    def comment_follow_up(self, comment: str, *, by: Actor, at: datetime) -> None:
+        """The resident's words after rating: kept with the 回访, whatever the status now."""
+        if not (self.is_owner(by) or by.is_desk or by.is_supervisor):
+            raise PermissionDenied("只有投诉人本人可以补充评价。")
+        if self.last_event(EventKind.FOLLOW_UP) is None:
+            raise InvalidTransition("请先完成回访评价。")
+        comment = comment.strip()
+        if not comment:
+            raise DomainError("评价内容不能为空。")
+        self._record(EventKind.FOLLOW_UP, by, at, self.status, self.status, comment, data={"comment": True})
 
     def add_note(self, text: str, *, by: Actor, at: datetime) -> None:
         if by.kind is not ActorKind.STAFF:

@@ -18,6 +18,8 @@ class ComplaintRepository(Protocol):
 
     async def get(self, number: str, *, for_update: bool = False) -> Complaint | None: ...
 
+    async def get_by_id(self, complaint_id: int, *, for_update: bool = False) -> Complaint | None: ...
+
     async def list(
         self,
         *,
@@ -68,6 +70,24 @@ class Outbox(Protocol):
                   method: str = "sendMessage", dedup_key: str | None = None) -> None: ...
 
 
+class DueTimer(Protocol):
+    id: int
+    kind: str
+    complaint_id: int | None
+    due_at: datetime
+    data: dict[str, Any]
+    key: str
+
+
+class TimerRepository(Protocol):
+    async def schedule(self, kind: str, due_at: datetime, key: str, *, at: datetime,
+                       complaint_id: int | None = None, data: dict[str, Any] | None = None) -> None: ...
+
+    async def claim_due(self, now: datetime, limit: int = 1) -> Sequence[DueTimer]: ...
+
+    async def mark_done(self, timer_id: int, at: datetime) -> bool: ...
+
+
 class UnitOfWork(Protocol):
     """The only place a transaction begins and ends: ``async with uow: …; await uow.commit()``."""
 
@@ -76,6 +96,7 @@ class UnitOfWork(Protocol):
     residents: ResidentRepository
     calendar: CalendarRepository
     outbox: Outbox
+    timers: TimerRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -36,7 +36,7 @@ from complaints.routing import FALLBACK_ROLES, RoutingTable, choose_assignee, ef
 REPEAT_WINDOW = timedelta(days=30)
 # Two people acting on one complaint at once: the loser re-reads it and the rules are checked again
 # on the fresh state (so "accept" twice gives the second person a clear "already in progress").
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 5
 # A 复核 nobody else among the supervisors can take goes up to a manager before the service desk.
 REVIEW_FALLBACKS: tuple[Role, ...] = (Role.MANAGER, Role.SERVICE)
 
@@ -50,13 +50,16 @@ class NotFound(DomainError):
 
 
 class EventSink(Protocol):
-    """Turns a complaint's new events into outbox messages, inside the same transaction."""
+    """Turns a complaint's new events into timers and outbox messages, in the same transaction."""
 
     async def __call__(self, uow: UnitOfWork, complaint: Complaint) -> None: ...
 
 
 async def _no_sink(uow: UnitOfWork, complaint: Complaint) -> None:
-    return None
+    complaint.pending_events.clear()
+
+
+DailyHook = Callable[[UnitOfWork, datetime], Awaitable[None]]
 
 
 @dataclass
@@ -82,12 +85,14 @@ class ComplaintService:
         routing: RoutingTable | None = None,
         clock: Callable[[], datetime] | None = None,
         sink: EventSink | Callable[[UnitOfWork, Complaint], Awaitable[None]] | None = None,
+        on_daily: DailyHook | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.policy = policy
         self.routing = routing or RoutingTable()
         self.clock = clock or (lambda: datetime.now(policy.tz))
         self.sink = sink or _no_sink
+        self.on_daily = on_daily
 
     def now(self) -> datetime:
         return self.clock()
@@ -173,6 +178,9 @@ class ComplaintService:
                 complaint.accept(by=by, at=now)
             elif action == "resolve":
                 complaint.resolve(by=by, at=now, note=note)
+                if complaint.anonymous:
+                    # No 回访 for anonymous complaints: nobody to ask.
+                    complaint.close(by=Actor.system(), at=now, note="匿名投诉,处理完成后结案")
             elif action == "escalate":
                 complaint.escalate(by=by, at=now, note=note)
             elif action == "transfer":
@@ -286,7 +294,8 @@ class ComplaintService:
             if target is None or not target.active:
                 raise DomainError("要转派的同事不存在或已停用。")
             to_role = str(target.role)
-        complaint.transfer(to_staff_id, by=by, at=at, note=note, staff_role=to_role)
+        complaint.transfer(to_staff_id, by=by, at=at, note=note, staff_role=to_role,
+                           accept_by=self.policy.compute(complaint.urgency, at).accept_by)
 
     async def _route_review(self, uow: UnitOfWork, complaint: Complaint, now: datetime) -> None:
         """复核 goes to a supervisor who has not handled the complaint before."""

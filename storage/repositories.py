@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -41,6 +42,7 @@ from storage.tables import (
     OutboxRow,
     ResidentRow,
     StaffRow,
+    TimerRow,
 )
 
 
@@ -121,6 +123,13 @@ class SqlComplaintRepository:
         if row is None:
             return None
         return (await self._load([row]))[0]
+
+    async def get_by_id(self, complaint_id: int, *, for_update: bool = False) -> Complaint | None:
+        stmt = select(ComplaintRow).where(ComplaintRow.id == complaint_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        return (await self._load([row]))[0] if row is not None else None
 
     async def list(
         self,
@@ -364,3 +373,48 @@ class SqlOutbox:
             await self.session.execute(insert(OutboxRow).values(**values))
         else:
             await self.session.execute(_upsert_ignore(self.session, OutboxRow, values))
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    id: int
+    kind: str
+    complaint_id: int | None
+    due_at: datetime
+    data: dict[str, Any]
+    key: str
+
+
+class SqlTimerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def schedule(self, kind: str, due_at: datetime, key: str, *, at: datetime,
+                       complaint_id: int | None = None, data: dict[str, Any] | None = None) -> None:
+        await self.session.execute(_upsert_ignore(self.session, TimerRow, {
+            "kind": kind, "complaint_id": complaint_id, "due_at": due_at, "done_at": None, "created_at": at,
+            "data": data or {}, "dedup_key": key}))
+
+    async def claim_due(self, now: datetime, limit: int = 1) -> list[DueTimer]:
+        """Due timers, locked for this transaction; other processes skip them (PostgreSQL)."""
+        stmt = (select(TimerRow).where(TimerRow.done_at.is_(None), TimerRow.due_at <= now)
+                .order_by(TimerRow.due_at, TimerRow.id).limit(limit).with_for_update(skip_locked=True))
+        rows = (await self.session.execute(stmt)).scalars().all()
+        return [DueTimer(r.id, r.kind, r.complaint_id, r.due_at, dict(r.data or {}), r.dedup_key) for r in rows]
+
+    async def mark_done(self, timer_id: int, at: datetime) -> bool:
+        """False when another process finished it first (SQLite's stand-in for SKIP LOCKED)."""
+        result = await self.session.execute(
+            update(TimerRow).where(TimerRow.id == timer_id, TimerRow.done_at.is_(None)).values(done_at=at))
+        return result.rowcount == 1
+
+    async def pending(self, complaint_id: int | None = None) -> list[DueTimer]:
+        stmt = select(TimerRow).where(TimerRow.done_at.is_(None)).order_by(TimerRow.due_at)
+        if complaint_id is not None:
+            stmt = stmt.where(TimerRow.complaint_id == complaint_id)
+        rows = (await self.session.execute(stmt)).scalars().all()
+        return [DueTimer(r.id, r.kind, r.complaint_id, r.due_at, dict(r.data or {}), r.dedup_key) for r in rows]
+
+    async def next_due(self) -> datetime | None:
+        return (await self.session.execute(
+            select(func.min(TimerRow.due_at)).where(TimerRow.done_at.is_(None)))).scalar_one_or_none()

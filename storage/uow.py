@@ -15,6 +15,7 @@ from storage.repositories import (
     SqlOutbox,
     SqlResidentRepository,
     SqlStaffRepository,
+    SqlTimerRepository,
 )
 
 
@@ -30,6 +31,7 @@ class SqlUnitOfWork:
         self.residents = SqlResidentRepository(self.session)
         self.calendar = SqlCalendarRepository(self.session)
         self.outbox = SqlOutbox(self.session)
+        self.timers = SqlTimerRepository(self.session)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

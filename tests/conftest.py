@@ -92,3 +92,45 @@ async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[App]:
         yield application
     finally:
         await application.close()
+
+
+# ---- end to end: the real aiogram client polling the project's Bot API emulator ---------------
+from aiogram import Bot  # noqa: E402
+from aiogram.client.default import DefaultBotProperties  # noqa: E402
+
+from bot.dispatcher import build_dispatcher  # noqa: E402
+from emulator import BotAPIEmulator  # noqa: E402
+from emulator.testing import bot_emulator, run_polling  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def classifier():  # type: ignore[no-untyped-def]
+    """jieba's dictionary loads once per test session."""
+    from intents.classifier import Classifier
+
+    return Classifier.load()
+
+
+class Desk:
+    """The bot as residents and staff meet it: app + dispatcher polling the emulator."""
+
+    def __init__(self, emu: BotAPIEmulator, app: App, bot: Bot, classifier: object) -> None:
+        self.emu, self.app, self.bot, self.classifier = emu, app, bot, classifier
+
+    def user(self, user_id: int, first_name: str = "业主"):  # type: ignore[no-untyped-def]
+        return self.emu.user(user_id, first_name=first_name)
+
+    def restart(self):  # type: ignore[no-untyped-def]
+        """Stop polling and start a new dispatcher on the same database (a process restart)."""
+        return run_polling(build_dispatcher(self.app, self.classifier), self.bot, self.emu)
+
+
+@pytest.fixture
+async def desk(app: App, bot_emulator: BotAPIEmulator, classifier: object) -> AsyncIterator[Desk]:
+    bot = bot_emulator.make_bot(default=DefaultBotProperties(parse_mode="HTML"))
+    d = Desk(bot_emulator, app, bot, classifier)
+    try:
+        async with d.restart():
+            yield d
+    finally:
+        await bot.session.close()
