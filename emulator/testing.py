@@ -77,6 +77,8 @@ async def run_polling(
             with contextlib.suppress(RuntimeError):  # "Polling is not started" if it never got going
                 await dp.stop_polling()
             await asyncio.wait_for(task, 5.0)
+        elif not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
 
 @pytest_asyncio.fixture
