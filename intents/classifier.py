@@ -133,7 +133,20 @@ def _new_tokenizer() -> Any:
 # --------------------------------------------------------------------------------------------
 # Location and phone
 # --------------------------------------------------------------------------------------------
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _NUM = r"(?:\d{1,3}|[零〇一二两三四五六七八九十百]{1,4}|[A-Za-z]\d{0,2})"
 _UNIT = rf"(?P<u>{_NUM})\s*单元"
 _LOC_RE = re.compile(
@@ -253,6 +266,7 @@ class Classifier:
                 index.setdefault(word, []).append((cat.name, weight))
         self._index = index
         self._max_ngram = _MAX_NGRAM
+        self._max_kw_len = min(8, max((len(w) for w in index), default=2))
         self._levels = {lvl: i for i, lvl in enumerate(URGENCY_LEVELS)}
 
     @classmethod
@@ -298,6 +312,30 @@ class Classifier:
             i += k
         return hits
 
+    def _scan_gaps(self, low: str, hits: list[tuple[int, str, list[tuple[str, float]]]]) -> None:
+        """Second pass over the characters no token-level keyword covered.
+
+        jieba sometimes glues a keyword to its neighbour ("垃圾堆", "油|烟熏"); scanning only the
+        uncovered stretches keeps the whole-word protection (水电费 already covered, so no 电费).
+        """
+        index, negators, maxlen = self._index, self.rules.negators, self._max_kw_len
+        covered = bytearray(len(low))
+        for pos, word, _ in hits:
+            covered[pos : pos + len(word)] = b"\x01" * len(word)
+        j, n = 0, len(low)
+        while j < n - 1:
+            if covered[j]:
+                j += 1
+                continue
+            for length in range(min(maxlen, n - j), 1, -1):
+                s = low[j : j + length]
+                if s in index and not any(covered[j : j + length]):
+                    if low[j - 1 : j] not in negators and low[max(0, j - 2) : j] not in negators:
+                        hits.append((j, s, index[s]))
+                    j += length - 1
+                    break
+            j += 1
+
     def classify(self, text: str) -> Classification:
         rules = self.rules
         if not isinstance(text, str):
@@ -306,9 +344,21 @@ class Classifier:
         low = norm.lower()
         tokens = self._tk.lcut(low, HMM=False) if low else []
         hits = self._match_keywords(tokens)
+        self._scan_gaps(low, hits)
+        hits.sort(key=lambda h: h[0])
 
+        # Urgency cues are read before the context rules: a question or a thank-you in the same
+        # text ("保安在哪里？") must never hide an emergency, so capping rules are then skipped.
+        raw_level, urg_words = self._urgency(low)
+        emergency = raw_level == len(URGENCY_LEVELS) - 1
         # Context rules first decide which keyword hits to drop, then scale and boost.
-        active = [c for c in rules.contexts if all(p.search(low) for p in c.all_of) and not any(p.search(low) for p in c.none_of)]
+        active = [
+            c
+            for c in rules.contexts
+            if not (emergency and c.urgency_cap is not None)
+            and all(p.search(low) for p in c.all_of)
+            and not any(p.search(low) for p in c.none_of)
+        ]
         dropped: set[str] = set()
         for c in active:
             dropped |= c.drop
@@ -350,7 +400,10 @@ class Classifier:
             if c != category and c in has_hits and v >= max(rules.secondary_min, rules.secondary_ratio * top)
         ]
 
-        urgency, urg_words = self._urgency(low, category, cap)
+        level = max(raw_level, self._levels[rules.categories[category].min_urgency])
+        if cap is not None:
+            level = min(level, self._levels[cap])
+        urgency = URGENCY_LEVELS[level]
         angry, emo_words = self._emotion(low)
 
         keywords = list(cat_words.get(category, []))
@@ -368,22 +421,29 @@ class Classifier:
             confidence=confidence,
         )
 
-    def _urgency(self, low: str, category: str, cap: str | None) -> tuple[str, list[str]]:
+    def _urgency(self, low: str) -> tuple[int, list[str]]:
+        """Highest level whose cues appear (index into URGENCY_LEVELS) and the matched cue texts."""
         levels = self._levels
-        level = levels[self.rules.categories[category].min_urgency]
+        level = 0
         words: list[str] = []
         clauses = [c for c in _CLAUSE_RE.split(low) if c.strip()] if low else []
         for rule in self.rules.urgency:
             lv = levels[rule.level]
+            if rule.unless is None:
+                # Without an "unless" the clause does not matter; the whole text also catches
+                # cues spread over two clauses ("押金交了一年了，还不退").
+                m = rule.pattern.search(low)
+                if m:
+                    words.append(m.group(0))
+                    level = max(level, lv)
+                continue
             for clause in clauses:
                 m = rule.pattern.search(clause)
                 if m and not (rule.unless and rule.unless.search(clause)):
                     words.append(m.group(0))
                     level = max(level, lv)
                     break
-        if cap is not None:
-            level = min(level, levels[cap])
-        return URGENCY_LEVELS[level], words
+        return level, words
 
     def _emotion(self, low: str) -> tuple[bool, list[str]]:
         score = 0.0

@@ -6,6 +6,7 @@ Imports only the standard library and jieba (no aiogram/sqlalchemy) so it starts
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import sys
@@ -32,8 +33,12 @@ def _parser() -> _Parser:
         prog="wuye classify",
         description="从标准输入逐行读取投诉文本（UTF-8），每行输出一个 JSON 分类结果。",
     )
-    p.add_argument("--evaluate", metavar="FILE.jsonl", help="评估带标注的文件，输出各类别的精确率/召回率/F1 和混淆矩阵")
-    p.add_argument("--rules", metavar="FILE", help="规则文件（默认 intents/rules.toml 或环境变量 WUYE_RULES_FILE）")
+    p.add_argument(
+        "--evaluate", metavar="FILE.jsonl", help="评估带标注的文件，输出各类别的精确率/召回率/F1 和混淆矩阵"
+    )
+    p.add_argument(
+        "--rules", metavar="FILE", help="规则文件（默认 intents/rules.toml 或环境变量 WUYE_RULES_FILE）"
+    )
     return p
 
 
@@ -72,7 +77,13 @@ def evaluate(clf: Classifier, records: Iterable[dict[str, Any]]) -> dict[str, An
             phone_n += 1
             phone_ok += got["phone"] == rec["phone"]
         if res.category != rec["category"] or (rec.get("urgency") not in (None, res.urgency)):
-            errors.append({"text": rec["text"], "want": [rec["category"], rec.get("urgency")], "got": [res.category, res.urgency]})
+            errors.append(
+                {
+                    "text": rec["text"],
+                    "want": [rec["category"], rec.get("urgency")],
+                    "got": [res.category, res.urgency],
+                }
+            )
     cats = list(dict.fromkeys([*clf.categories, *(g for g, _ in cat_pairs)]))
     n = len(cat_pairs)
     return {
@@ -123,7 +134,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path} 第 {n} 行不是有效的 JSON: {exc}") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or not isinstance(rec.get("category"), str):
+            if (
+                not isinstance(rec, dict)
+                or not isinstance(rec.get("text"), str)
+                or not isinstance(rec.get("category"), str)
+            ):
                 raise ValueError(f"{path} 第 {n} 行缺少 text 或 category 字段")
             records.append(rec)
     return records
@@ -147,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     if records is not None:
         if hasattr(sys.stdout, "reconfigure"):
             sys.stdout.reconfigure(encoding="utf-8")
-        _print_report(evaluate(clf, records), sys.stdout)
+        with contextlib.suppress(BrokenPipeError):
+            _print_report(evaluate(clf, records), sys.stdout)
         return 0
     # Decode stdin ourselves: the locale may not be UTF-8 and a bad byte must not kill the batch.
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline=None)

@@ -155,13 +155,28 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
 
     settings = need_table(data.get("settings", {}), "settings", loc.line_of("[settings]"))
     s_line = loc.line_of("[settings]")
-    ask_below = number(settings.get("ask_below", 0.5), "settings.ask_below", loc.line_of("[settings]", "ask_below"), 0, 1)
-    min_score = number(settings.get("min_score", 1.0), "settings.min_score", loc.line_of("[settings]", "min_score"), 0)
-    sec_ratio = number(
-        settings.get("secondary_ratio", 0.5), "settings.secondary_ratio", loc.line_of("[settings]", "secondary_ratio"), 0, 1
+    ask_below = number(
+        settings.get("ask_below", 0.5), "settings.ask_below", loc.line_of("[settings]", "ask_below"), 0, 1
     )
-    sec_min = number(settings.get("secondary_min", 2.0), "settings.secondary_min", loc.line_of("[settings]", "secondary_min"), 0)
-    negators = str_list(settings.get("negators", []), "settings.negators", loc.line_of("[settings]", "negators"))
+    min_score = number(
+        settings.get("min_score", 1.0), "settings.min_score", loc.line_of("[settings]", "min_score"), 0
+    )
+    sec_ratio = number(
+        settings.get("secondary_ratio", 0.5),
+        "settings.secondary_ratio",
+        loc.line_of("[settings]", "secondary_ratio"),
+        0,
+        1,
+    )
+    sec_min = number(
+        settings.get("secondary_min", 2.0),
+        "settings.secondary_min",
+        loc.line_of("[settings]", "secondary_min"),
+        0,
+    )
+    negators = str_list(
+        settings.get("negators", []), "settings.negators", loc.line_of("[settings]", "negators")
+    )
     fallback = settings.get("fallback", "other")
     if not isinstance(fallback, str):
         raise loc.error(s_line, "settings.fallback 必须是类别名")
@@ -182,7 +197,9 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
             raise loc.error(line, f"类别 {name} 缺少中文名称 label")
         min_urg = body.get("min_urgency", "general")
         if min_urg not in URGENCY_LEVELS:
-            raise loc.error(loc.line_of(hdr, "min_urgency"), f"min_urgency 必须是 {'/'.join(URGENCY_LEVELS)} 之一")
+            raise loc.error(
+                loc.line_of(hdr, "min_urgency"), f"min_urgency 必须是 {'/'.join(URGENCY_LEVELS)} 之一"
+            )
         kw_line = loc.line_of(hdr, "keywords")
         entries = str_list(body.get("keywords", []), f"categories.{name}.keywords", kw_line)
         keywords: dict[str, float] = {}
@@ -197,7 +214,7 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
                 try:
                     weight = float(weight_s)
                 except ValueError:
-                    raise loc.error(eline, f"关键词 {entry!r} 的权重不是数字 (格式: \"词:权重\")") from None
+                    raise loc.error(eline, f'关键词 {entry!r} 的权重不是数字 (格式: "词:权重")') from None
             if not 0 < weight <= 10:
                 raise loc.error(eline, f"关键词 {entry!r} 的权重必须在 (0, 10] 之间")
             keywords[word] = weight
@@ -238,7 +255,10 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
                 target[cat] = number(val, f"context.{key}.{cat}", kline, 0)
         cap = ctx.get("urgency_cap")
         if cap is not None and cap not in URGENCY_LEVELS:
-            raise loc.error(loc.line_of("urgency_cap", start=ctx_line), f"urgency_cap 必须是 {'/'.join(URGENCY_LEVELS)} 之一")
+            raise loc.error(
+                loc.line_of("urgency_cap", start=ctx_line),
+                f"urgency_cap 必须是 {'/'.join(URGENCY_LEVELS)} 之一",
+            )
         drop = frozenset(w.lower() for w in str_list(ctx.get("drop", []), "context.drop", ctx_line))
         contexts.append(ContextRule(str(cname), all_of, none_of, boost, scale, cap, drop))
 
@@ -257,12 +277,18 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         pats = str_list(u.get("patterns", []), "urgency.patterns", u_line)
         if not pats:
             raise loc.error(u_line, "urgency 规则需要 patterns")
-        pat = regex("|".join(f"(?:{p})" for p in pats), "urgency.patterns", loc.line_of("patterns", start=u_line))
+        pat = regex(
+            "|".join(f"(?:{p})" for p in pats), "urgency.patterns", loc.line_of("patterns", start=u_line)
+        )
         for p in pats:  # compile one by one too, so the error names the bad pattern's line
             regex(p, "urgency.patterns", loc.line_of(f'"{p}"', start=u_line))
         unless_src = str_list(u.get("unless", []), "urgency.unless", u_line)
         unless = (
-            regex("|".join(f"(?:{p})" for p in unless_src), "urgency.unless", loc.line_of("unless", start=u_line))
+            regex(
+                "|".join(f"(?:{p})" for p in unless_src),
+                "urgency.unless",
+                loc.line_of("unless", start=u_line),
+            )
             if unless_src
             else None
         )
@@ -270,7 +296,12 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
 
     # --- emotion ------------------------------------------------------------------------------
     emo = need_table(data.get("emotion", {}), "emotion", loc.line_of("[emotion]"))
-    threshold = number(emo.get("angry_threshold", 2), "emotion.angry_threshold", loc.line_of("[emotion]", "angry_threshold"), 0)
+    threshold = number(
+        emo.get("angry_threshold", 2),
+        "emotion.angry_threshold",
+        loc.line_of("[emotion]", "angry_threshold"),
+        0,
+    )
     cues: list[EmotionCue] = []
     e_line = loc.line_of("[emotion]")
     cues_raw = emo.get("cues", [])
@@ -291,7 +322,9 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
     # --- location -----------------------------------------------------------------------------
     lt = need_table(data.get("location", {}), "location", loc.line_of("[location]"))
     areas = str_list(lt.get("areas", []), "location.areas", loc.line_of("[location]", "areas"))
-    not_areas = str_list(lt.get("not_areas", []), "location.not_areas", loc.line_of("[location]", "not_areas"))
+    not_areas = str_list(
+        lt.get("not_areas", []), "location.not_areas", loc.line_of("[location]", "not_areas")
+    )
 
     known_top = {"settings", "categories", "userdict", "context", "urgency", "emotion", "location", "schema"}
     for key in data:
