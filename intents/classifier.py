@@ -186,8 +186,14 @@ def cn_number(s: str) -> str:
     return str(total + cur)
 
 
+_LOC_HINT_RE = re.compile(r"[楼栋幢座单元室房号]|\d-\d")
+
+
 def extract_location(text: str, areas: tuple[str, ...], not_areas: tuple[str, ...] = ()) -> Location | None:
     building = unit = room = area = None
+    if _LOC_HINT_RE.search(text) is None:
+        m = None
+        return _area_only(text, areas, not_areas)
     m = _DASH_RE.search(text)
     if m:
         building, unit, room = m.group(1), m.group(2), m.group(3)
@@ -209,23 +215,34 @@ def extract_location(text: str, areas: tuple[str, ...], not_areas: tuple[str, ..
             mr = _ROOM_ONLY_RE.search(text)
             if mr:
                 room = mr.group(1)
-    mb = _BASEMENT_RE.search(text)
-    if mb:
-        area = f"B{cn_number(mb.group(1))}{mb.group(2)}"
-    else:
-        masked = text
-        for na in not_areas:
-            masked = masked.replace(na, "\0" * len(na))
-        best: tuple[int, int, str] | None = None
-        for a in areas:  # areas are sorted longest first
-            i = masked.find(a)
-            if i >= 0 and (best is None or i < best[0] or (i == best[0] and len(a) > best[1])):
-                best = (i, len(a), a)
-        if best:
-            area = best[2]
+    loc = _area_only(text, areas, not_areas)
+    area = loc.area if loc else None
     if building is None and unit is None and room is None and area is None:
         return None
     return Location(building, unit, room, area)
+
+
+_AREA_RE_CACHE: dict[tuple[tuple[str, ...], tuple[str, ...]], re.Pattern[str]] = {}
+
+
+def _area_only(text: str, areas: tuple[str, ...], not_areas: tuple[str, ...]) -> Location | None:
+    area = None
+    mb = _BASEMENT_RE.search(text)
+    if mb:
+        area = f"B{cn_number(mb.group(1))}{mb.group(2)}"
+    elif areas:
+        key = (areas, not_areas)
+        rx = _AREA_RE_CACHE.get(key)
+        if rx is None:
+            # not_areas first so "广场舞" is consumed before "广场" can match; areas longest first.
+            alts = [re.escape(a) for a in (*sorted(not_areas, key=len, reverse=True), *areas)]
+            rx = _AREA_RE_CACHE.setdefault(key, re.compile("|".join(alts)))
+        skip = set(not_areas)
+        for ma in rx.finditer(text):
+            if ma.group(0) not in skip:
+                area = ma.group(0)
+                break
+    return Location(area=area) if area else None
 
 
 def extract_phone(text: str) -> str | None:
@@ -267,6 +284,9 @@ class Classifier:
         self._index = index
         self._max_ngram = _MAX_NGRAM
         self._max_kw_len = min(8, max((len(w) for w in index), default=2))
+        # Every prefix of every keyword: lets both passes stop as soon as no keyword can follow.
+        self._prefixes = frozenset(w[:i] for w in index for i in range(1, len(w) + 1))
+        self._prefix2 = frozenset(w[:2] for w in index if len(w) >= 2)
         self._levels = {lvl: i for i, lvl in enumerate(URGENCY_LEVELS)}
 
     @classmethod
@@ -294,13 +314,16 @@ class Classifier:
         n = len(tokens)
         i = 0
         pos = 0
+        prefixes = self._prefixes
         while i < n:
             found = None
-            for k in range(min(self._max_ngram, n - i), 0, -1):
-                s = "".join(tokens[i : i + k]) if k > 1 else tokens[i]
-                if s in index:
-                    found = (k, s)
+            s = ""
+            for k in range(1, min(self._max_ngram, n - i) + 1):
+                s += tokens[i + k - 1]
+                if s not in prefixes:
                     break
+                if s in index:
+                    found = (k, s)  # keep going: a longer keyword wins
             if found is None:
                 pos += len(tokens[i])
                 i += 1
@@ -318,13 +341,13 @@ class Classifier:
         jieba sometimes glues a keyword to its neighbour ("垃圾堆", "油|烟熏"); scanning only the
         uncovered stretches keeps the whole-word protection (水电费 already covered, so no 电费).
         """
-        index, negators, maxlen = self._index, self.rules.negators, self._max_kw_len
+        index, negators, maxlen, prefix2 = self._index, self.rules.negators, self._max_kw_len, self._prefix2
         covered = bytearray(len(low))
         for pos, word, _ in hits:
             covered[pos : pos + len(word)] = b"\x01" * len(word)
         j, n = 0, len(low)
         while j < n - 1:
-            if covered[j]:
+            if covered[j] or low[j : j + 2] not in prefix2:
                 j += 1
                 continue
             for length in range(min(maxlen, n - j), 1, -1):
@@ -437,6 +460,8 @@ class Classifier:
                     words.append(m.group(0))
                     level = max(level, lv)
                 continue
+            if level >= lv or not rule.pattern.search(low):
+                continue  # cheap whole-text check first; clauses only when the cue is there
             for clause in clauses:
                 m = rule.pattern.search(clause)
                 if m and not (rule.unless and rule.unless.search(clause)):

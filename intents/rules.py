@@ -105,6 +105,11 @@ class _Locator:
         return RulesError(f"规则文件 {self.path} 第 {line} 行: {message}")
 
 
+def _toml_str(value: str) -> str:
+    """How a parsed basic string is written in the file (backslashes doubled), to find its line."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _header(table: str) -> str:
     return f"[{table}]"
 
@@ -194,7 +199,8 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         body = need_table(body, f"categories.{name}", line)
         label = body.get("label")
         if not isinstance(label, str) or not label.strip():
-            raise loc.error(line, f"类别 {name} 缺少中文名称 label")
+            lline = loc.line_of(hdr, "label") if "label" in body else line
+            raise loc.error(lline, f"类别 {name} 缺少中文名称 label")
         min_urg = body.get("min_urgency", "general")
         if min_urg not in URGENCY_LEVELS:
             raise loc.error(
@@ -239,9 +245,9 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         all_src = str_list(ctx.get("all", []), "context.all", ctx_line)
         if not all_src:
             raise loc.error(ctx_line, f"上下文规则 {cname} 需要 all = [正则, ...]")
-        all_of = tuple(regex(s, "context.all", loc.line_of("all", start=ctx_line)) for s in all_src)
+        all_of = tuple(regex(s, "context.all", loc.line_of(_toml_str(s), start=ctx_line)) for s in all_src)
         none_of = tuple(
-            regex(s, "context.none", loc.line_of("none", start=ctx_line))
+            regex(s, "context.none", loc.line_of(_toml_str(s), start=ctx_line))
             for s in str_list(ctx.get("none", []), "context.none", ctx_line)
         )
         boost: dict[str, float] = {}
@@ -277,11 +283,9 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         pats = str_list(u.get("patterns", []), "urgency.patterns", u_line)
         if not pats:
             raise loc.error(u_line, "urgency 规则需要 patterns")
-        pat = regex(
-            "|".join(f"(?:{p})" for p in pats), "urgency.patterns", loc.line_of("patterns", start=u_line)
-        )
-        for p in pats:  # compile one by one too, so the error names the bad pattern's line
-            regex(p, "urgency.patterns", loc.line_of(f'"{p}"', start=u_line))
+        for p in pats:  # one by one first, so an error names the bad pattern's own line
+            regex(p, "urgency.patterns", loc.line_of(_toml_str(p), start=u_line))
+        pat = regex("|".join(f"(?:{p})" for p in pats), "urgency.patterns", u_line)
         unless_src = str_list(u.get("unless", []), "urgency.unless", u_line)
         unless = (
             regex(
@@ -313,7 +317,7 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         w = number(c.get("weight", 1), "emotion.cues.weight", loc.line_of("weight", start=e_line), -10, 10)
         pats = str_list(c.get("patterns", []), "emotion.cues.patterns", e_line)
         for p in pats:
-            regex(p, "emotion.cues.patterns", loc.line_of(f'"{p}"', start=e_line))
+            regex(p, "emotion.cues.patterns", loc.line_of(_toml_str(p), start=e_line))
         if not pats:
             raise loc.error(e_line, "emotion.cues 需要 patterns")
         pat = regex("|".join(f"(?:{p})" for p in pats), "emotion.cues.patterns", e_line)

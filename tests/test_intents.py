@@ -1,0 +1,391 @@
+"""Tests of the intents package: cue families, location/phone forms, robustness, rules errors, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from intents import Classification, Classifier, Location, RulesError, load_classifier_async
+from intents.classifier import cn_number
+from intents.rules import DEFAULT_RULES_PATH
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+KEYS = ["category", "secondary", "urgency", "emotion", "location", "phone", "keywords", "confidence"]
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier.load()
+
+
+# --------------------------------------------------------------------------------------------
+# Category cues, including topic words used in passing
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("2号楼的电梯又坏了,我家住18楼,老人根本上不去", "maintenance"),
+        ("打电话报修,接电话的人很不耐烦,没说完就挂了", "staff_attitude"),
+        ("谢谢你们上次帮忙修好了水管", "other"),
+        # questions and inquiries
+        ("水电费在哪里查", "other"),
+        ("请问物业费可以用微信交吗", "other"),
+        # a staff member's behaviour while reporting a repair
+        ("报修电话没人接,打了一上午都打不通", "staff_attitude"),
+        ("维修师傅约好下午两点来,等到五点都没来,也不打个电话说一声", "staff_attitude"),
+        # cleaning an elevator is environment, a broken one is maintenance
+        ("电梯里好脏啊,地上都是泥,还有股尿骚味", "environment"),
+        ("电梯轿厢里有一滩呕吐物,一上午都没人清理", "environment"),
+        ("电梯按钮有几个不灵了,按好几下才亮", "maintenance"),
+        # impersonating staff to collect fees is security, not a fee dispute
+        ("有人冒充物业工作人员上门收取卫生费,大家注意", "security"),
+        ("今年的物业费怎么涨了这么多,收费不合理", "other"),
+        # praise that names a facility
+        ("电梯终于修好了,感谢物业的及时处理", "other"),
+        # a request that ends with thanks is still a complaint
+        ("楼道灯坏了好几天了,麻烦尽快修一下,谢谢", "maintenance"),
+        ("消防通道被几辆私家车堵死了", "security"),
+        ("楼上装修天天电钻声,中午都不休息", "environment"),
+        # jieba glues 油|烟熏: the gap scan still finds 油烟
+        ("楼下的餐馆油烟熏得我们没法开窗", "environment"),
+        # a negated keyword does not count
+        ("水管已经不漏水了,谢谢师傅", "other"),
+    ],
+)
+def test_category(clf: Classifier, text: str, category: str) -> None:
+    assert clf.classify(text).category == category
+
+
+def test_secondary_categories_for_multi_problem_text(clf: Classifier) -> None:
+    res = clf.classify("楼道灯坏了好几天,而且楼道里的垃圾也一直没人清")
+    assert res.category == "maintenance"
+    assert res.secondary == ["environment"]
+    assert clf.classify("楼道的声控灯不亮了").secondary == []
+
+
+# --------------------------------------------------------------------------------------------
+# Urgency
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "urgency"),
+    [
+        # emergencies: danger or loss of service now
+        ("电梯困人了,里面有个老太太,赶紧来", "emergency"),
+        ("5号楼的电梯停了,我住22楼,腿脚不好下不去", "emergency"),
+        ("楼上的水管爆了,水顺着墙往我家流", "emergency"),
+        ("我们这片从早上开始就停水了,也没有通知", "emergency"),
+        ("厨房闻到很浓的煤气味,不敢开火", "emergency"),
+        ("有人正在撬我隔壁家的门,快来!", "emergency"),
+        ("楼下有人打架,都见血了", "emergency"),
+        # a question in the same text must not hide an emergency
+        ("有人在小区里打架,都见血了!!!保安在哪里??", "emergency"),
+        # not now: planned, past, hypothetical
+        ("请问下周小区是不是要停水?大概停多久", "general"),
+        ("上个月停过一次电,希望以后提前通知", "general"),
+        ("消防通道被堵了,万一着火消防车根本进不来", "important"),
+        # repeated / long unresolved
+        ("垃圾桶又满了,能不能多收几趟", "important"),
+        ("第三次反映了,楼道墙上的涂鸦没人处理", "important"),
+        ("楼下餐馆油烟的问题一直没解决", "important"),
+        ("这个问题我已经说了多次了", "important"),
+        # threats of external complaints
+        ("垃圾站的味道再不解决,我就打12345投诉了", "important"),
+        ("再不处理我就找电视台曝光", "important"),
+        ("我要去法院起诉你们", "important"),
+        # staff attitude and fee disputes are at least important
+        ("客服说话阴阳怪气的", "important"),
+        ("停车费一个月收三百,凭什么", "important"),
+        # everything else
+        ("草坪好久没修剪了", "general"),
+        ("谢谢你们上次帮忙修好了水管", "general"),
+        # a phone number containing 12345 is not a threat
+        ("家里的门铃坏了,电话13812345678", "general"),
+    ],
+)
+def test_urgency(clf: Classifier, text: str, urgency: str) -> None:
+    assert clf.classify(text).urgency == urgency
+
+
+# --------------------------------------------------------------------------------------------
+# Emotion
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "emotion"),
+    [
+        ("什么垃圾物业!!报修一个星期没人理", "angry"),  # insult + exclamation storm
+        ("你们客服就是一群废物,什么事情都办不成", "angry"),  # insult
+        ("物业经理当着其他业主的面吼我,忍无可忍", "angry"),  # 忍无可忍
+        ("吵死了!!!隔壁装修能不能消停会", "angry"),  # exclamation storm
+        ("垃圾站的味道再不解决,我就打12345投诉了", "angry"),  # threat
+        ("你们保安是吃干饭的吗?", "angry"),
+        ("楼道的声控灯不亮了,晚上回家黑乎乎的", "calm"),
+        ("电梯困人了!赶紧来", "calm"),  # one exclamation mark is urgency, not anger
+        ("保安小哥帮我找到了丢失的钱包,非常感谢!!", "calm"),  # thanks
+    ],
+)
+def test_emotion(clf: Classifier, text: str, emotion: str) -> None:
+    assert clf.classify(text).emotion == emotion
+
+
+# --------------------------------------------------------------------------------------------
+# Location and phone
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "location"),
+    [
+        ("5栋3单元801卫生间的灯坏了", Location("5", "3", "801", None)),
+        ("十二号楼楼道的窗户掉了一扇", Location("12", None, None, None)),
+        ("9号楼2单元602,厨房水龙头一直滴水", Location("9", "2", "602", None)),
+        ("我家住十一栋二单元1501,客厅的墙渗水", Location("11", "2", "1501", None)),
+        ("6-2-405,马桶水箱一直响", Location("6", "2", "405", None)),
+        ("7号楼1单元302室水管爆了", Location("7", "1", "302", None)),
+        ("C座2单元1101,热水器的进水管松了", Location("C", "2", "1101", None)),
+        ("B2车库有股很大的霉味", Location(None, None, None, "B2车库")),
+        ("南门那边晚上好多车违停", Location(None, None, None, "南门")),
+        ("地库入口那里有一大堆垃圾", Location(None, None, None, "地库")),
+        ("中心花园那个水池臭得不行", Location(None, None, None, "中心花园")),
+        ("3号楼门口的花坛被踩坏了,就在北门旁边", Location("3", None, None, "北门")),
+        # a bare 18楼 is a floor, not a building; 广场舞 is not the 广场
+        ("我家住18楼,楼下广场舞太吵", None),
+        ("整栋楼都停电了", None),
+        ("", None),
+    ],
+)
+def test_location(clf: Classifier, text: str, location: Location | None) -> None:
+    assert clf.classify(text).location == location
+
+
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [
+        ("电话13912345678", "13912345678"),
+        ("联系电话:138-0013-8000", "13800138000"),
+        ("有事联系我+86 186 1111 2222", "18611112222"),
+        ("座机0571-88776655", "0571-88776655"),
+        ("打(021)55667788找我", "021-55667788"),
+        ("我打了12345", None),
+        ("5栋3单元801", None),
+        ("订单号202411270001", None),
+    ],
+)
+def test_phone(clf: Classifier, text: str, phone: str | None) -> None:
+    assert clf.classify(text).phone == phone
+
+
+def test_cn_number() -> None:
+    assert [cn_number(s) for s in ["十二", "二十三", "十", "两", "3", "03", "a3", "一零二"]] == [
+        "12",
+        "23",
+        "10",
+        "2",
+        "3",
+        "3",
+        "A3",
+        "102",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Result shape, categories, robustness
+# --------------------------------------------------------------------------------------------
+def test_to_dict_keys_and_types(clf: Classifier) -> None:
+    res = clf.classify("5栋3单元801家里停水了,电话13912345678")
+    assert isinstance(res, Classification)
+    d = res.to_dict()
+    assert list(d) == KEYS
+    assert list(d["location"]) == ["building", "unit", "room", "area"]
+    assert d["phone"] == "13912345678"
+    assert 0.0 <= d["confidence"] <= 1.0
+    assert d["keywords"] and all(isinstance(k, str) for k in d["keywords"])
+    json.dumps(d, ensure_ascii=False)
+
+
+def test_categories_property_lists_chinese_labels(clf: Classifier) -> None:
+    assert clf.categories == {
+        "environment": "环境卫生",
+        "security": "安全秩序",
+        "maintenance": "设施维修",
+        "staff_attitude": "服务态度",
+        "other": "其他",
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "😂😂😂",
+        "。。。",
+        "asdf qwer",
+        "<script>alert(1)</script><b>你好</b>&nbsp;&lt;",
+        "My air conditioner is broken, 水一直流到楼下, please help",
+        "\x00\x01\ufeff",
+        "电" * 10_000,
+        "楼道的垃圾一直没人清理,电梯又坏了!" * 600,
+    ],
+)
+def test_any_input_is_handled(clf: Classifier, text: str) -> None:
+    res = clf.classify(text)
+    assert res.category in clf.categories
+    assert res.urgency in ("emergency", "important", "general")
+    assert res.emotion in ("angry", "calm")
+    assert 0.0 <= res.confidence <= 1.0
+
+
+@pytest.mark.parametrize("text", ["", "😂", "。。。", "1234"])
+def test_meaningless_text_is_other_with_low_confidence(clf: Classifier, text: str) -> None:
+    res = clf.classify(text)
+    assert res.category == "other"
+    assert res.confidence < clf.rules.ask_below
+    assert res.location is None and res.phone is None
+
+
+def test_clear_complaint_has_high_confidence(clf: Classifier) -> None:
+    assert clf.classify("楼道里的垃圾好几天没人收了,臭得要命").confidence >= clf.rules.ask_below
+
+
+async def test_load_classifier_async_runs_off_the_loop() -> None:
+    c = await load_classifier_async()
+    assert c.classify("电梯困人了").urgency == "emergency"
+
+
+# --------------------------------------------------------------------------------------------
+# Rules file: extension without code, errors with line numbers
+# --------------------------------------------------------------------------------------------
+def _write_rules(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
+    """Default rules with one substitution; returns the path and the (1-based) changed line."""
+    text = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
+    assert old in text
+    line = text[: text.index(old)].count("\n") + 1
+    p = tmp_path / "rules.toml"
+    p.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return p, line
+
+
+def test_new_category_without_code(tmp_path: Path) -> None:
+    extra = '\n[categories.parking]\nlabel = "停车管理"\nkeywords = ["车位锁:4", "月卡:4", "停车难:4"]\n'
+    p = tmp_path / "rules.toml"
+    p.write_text(
+        DEFAULT_RULES_PATH.read_text(encoding="utf-8").replace("\n[[context]]", extra + "\n[[context]]", 1),
+        encoding="utf-8",
+    )
+    c = Classifier.load(p)
+    assert c.categories["parking"] == "停车管理"
+    assert c.classify("小区停车难,车位锁也坏了没人管").category == "parking"
+
+
+def test_rules_file_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p, _ = _write_rules(tmp_path, 'label = "环境卫生"', 'label = "环境"')
+    monkeypatch.setenv("WUYE_RULES_FILE", str(p))
+    assert Classifier.load().categories["environment"] == "环境"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('"垃圾:3"', '"垃圾:abc"', "权重不是数字"),
+        ('"垃圾:3"', '"垃圾:99"', "权重必须在"),
+        ('label = "安全秩序"', 'label = ""', "label"),
+        ("boost = { staff_attitude = 2 }", "boost = { staf = 2 }", "未定义的类别"),
+        ('"困人|被困', '"困人|(被困', "正则表达式无效"),
+        ('min_urgency = "important"', 'min_urgency = "urgent"', "min_urgency"),
+        ("angry_threshold = 2", 'angry_threshold = "high"', "必须是数字"),
+        ("ask_below = 0.5", "ask_below = 5", "超出范围"),
+        ("[categories.other]", "[categories.Other]", "小写"),
+    ],
+)
+def test_invalid_rules_name_file_and_line(tmp_path: Path, old: str, new: str, message: str) -> None:
+    p, line = _write_rules(tmp_path, old, new)
+    with pytest.raises(RulesError) as exc:
+        Classifier.load(p)
+    text = str(exc.value)
+    assert str(p) in text
+    assert f"第 {line} 行" in text
+    assert message in text
+
+
+def test_toml_syntax_error_names_line(tmp_path: Path) -> None:
+    p, line = _write_rules(tmp_path, "secondary_min = 2.5", "secondary_min = = 2.5")
+    with pytest.raises(RulesError, match=rf"第 {line} 行.*TOML"):
+        Classifier.load(p)
+
+
+def test_missing_rules_file(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="不存在"):
+        Classifier.load(tmp_path / "nope.toml")
+
+
+# --------------------------------------------------------------------------------------------
+# CLI (subprocess, as `wuye classify` would run it)
+# --------------------------------------------------------------------------------------------
+def _cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "intents.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_cli_one_json_object_per_line() -> None:
+    lines = ["2号楼的电梯又坏了,我家住18楼,老人根本上不去", "", "谢谢你们上次帮忙修好了水管", "😂" * 3]
+    r = _cli(stdin="\n".join(lines) + "\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no jieba chatter, no warnings
+    out = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(out) == len(lines)
+    assert all(list(o) == KEYS for o in out)
+    assert out[0]["category"] == "maintenance" and out[0]["urgency"] == "emergency"
+    assert out[0]["location"] == {"building": "2", "unit": None, "room": None, "area": None}
+    assert out[2]["category"] == "other"
+
+
+def test_cli_usage_error_exit_2() -> None:
+    r = _cli("--bogus")
+    assert r.returncode == 2
+    assert "用法" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_bad_rules_exit_1_without_traceback(tmp_path: Path) -> None:
+    p, line = _write_rules(tmp_path, '"垃圾:3"', '"垃圾:x"')
+    r = _cli("--rules", str(p), stdin="你好\n")
+    assert r.returncode == 1
+    assert f"第 {line} 行" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_missing_evaluate_file_exit_1(tmp_path: Path) -> None:
+    r = _cli("--evaluate", str(tmp_path / "missing.jsonl"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+def test_cli_evaluate_prints_scores_and_confusion_matrix() -> None:
+    r = _cli("--evaluate", str(DATA / "complaints_test.jsonl"))
+    assert r.returncode == 0, r.stderr
+    for word in ("类别准确率", "精确率", "召回率", "F1", "混淆矩阵", "staff_attitude", "emergency", "angry"):
+        assert word in r.stdout
+
+
+def test_cli_import_is_light_and_warning_free() -> None:
+    code = (
+        "import sys, intents.cli\n"
+        "from intents import Classifier\n"
+        "Classifier.load().classify('电梯坏了')\n"
+        "heavy = [m for m in ('aiogram', 'sqlalchemy', 'pkg_resources', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
