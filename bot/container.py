@@ -41,6 +41,8 @@ class App:
         self.calendar = self.calendar.with_overrides(overrides)
         self.policy = self.policy.with_calendar(self.calendar)
         self.complaints.policy = self.policy
+        if hasattr(self.complaints.sink, "policy"):
+            self.complaints.sink.policy = self.policy  # type: ignore[union-attr]
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -68,9 +70,15 @@ async def build_app(settings: Settings | None = None, *, clock: Callable[[], dat
             await db.upgrade(engine)
         sessions = db.session_factory(engine)
         uow_factory = lambda: SqlUnitOfWork(sessions)  # noqa: E731
+        on_daily = None
+        if sink is None:
+            from notifier.events import DailySummaryHook, Notifications
+
+            sink = Notifications(policy)
+            on_daily = DailySummaryHook(sink)
         app = App(settings=settings, engine=engine, sessions=sessions, calendar=calendar, policy=policy,
                   routing=routing, clock=clock,
-                  complaints=ComplaintService(uow_factory, policy, routing, clock, sink),
+                  complaints=ComplaintService(uow_factory, policy, routing, clock, sink, on_daily),
                   roster=RosterService(uow_factory, clock))
         await app.reload_calendar()
     except BaseException:

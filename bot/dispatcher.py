@@ -14,7 +14,7 @@ from aiogram.types import BotCommand
 
 from bot.container import App
 from bot.settings import Settings
-from dialogs import residents
+from dialogs import follow_up, residents, staff
 from dialogs.middlewares import FloodControlMiddleware, PerUserSerialMiddleware, on_error
 from storage.fsm import SqlFSMStorage
 
@@ -48,6 +48,8 @@ def build_dispatcher(app: App, classifier: Any) -> Dispatcher:
     dp.message.outer_middleware(serial)
     dp.callback_query.outer_middleware(serial)
     dp.errors.register(on_error)
+    dp.include_router(staff.make_router())
+    dp.include_router(follow_up.make_router())
     dp.include_router(residents.make_router())
     return dp
 

@@ -549,8 +549,10 @@ class Complaint:
         self._record(EventKind.DELAYED, by, at, self.status, self.status, reason.strip(),
                      data={"old_resolve_by": old.isoformat(), "resolve_by": new_resolve_by.isoformat()})
 
-    def resolve(self, *, by: Actor, at: datetime, note: str | None = None) -> None:
-        """处理完成: only the assignee or a supervisor; the resident is then asked for 回访."""
+    def resolve(self, *, by: Actor, at: datetime, note: str | None = None,
+                attachments: list[Attachment] | None = None) -> None:
+        """处理完成: only the assignee or a supervisor; the resident is then asked for 回访.
+        ``attachments``: photos of the finished work, kept with the complaint."""
         if not (self.is_assignee(by) or by.is_supervisor):
             raise PermissionDenied("只有当前处理人或主管可以标记处理完成。")
         self._require(Status.ASSIGNED, Status.IN_PROGRESS, Status.REVIEW, action="处理完成")
@@ -558,7 +560,9 @@ class Complaint:
         self.status = Status.RESOLVED
         self.resolved_at = at
         self.resolution = note
-        self._record(EventKind.RESOLVED, by, at, previous, Status.RESOLVED, note)
+        self.attachments.extend(attachments or [])
+        self._record(EventKind.RESOLVED, by, at, previous, Status.RESOLVED, note,
+                     data={"attachments": len(attachments or [])})
 
     def refer_external(self, *, by: Actor, at: datetime, referral: str) -> None:
         """非物业职责: record who can help; the resident is told and it is followed up."""

@@ -88,6 +88,22 @@ class TimerRepository(Protocol):
     async def mark_done(self, timer_id: int, at: datetime) -> bool: ...
 
 
+class Invite(Protocol):
+    code: str
+    role: str
+    name: str | None
+    expires_at: datetime
+    used_at: datetime | None
+
+
+class InviteRepository(Protocol):
+    async def add(self, code: str, role: str, *, name: str | None, at: datetime, expires_at: datetime) -> None: ...
+
+    async def get(self, code: str, *, for_update: bool = False) -> Invite | None: ...
+
+    async def use(self, code: str, telegram_id: int, at: datetime) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """The only place a transaction begins and ends: ``async with uow: …; await uow.commit()``."""
 
@@ -97,6 +113,7 @@ class UnitOfWork(Protocol):
     calendar: CalendarRepository
     outbox: Outbox
     timers: TimerRepository
+    invites: InviteRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -7,6 +7,7 @@ whichever way an action arrives.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -162,22 +163,24 @@ class ComplaintService:
 
     # ---- actions -------------------------------------------------------------------------------
     async def act(self, number: str, action: str, *, by: Actor, note: str | None = None,
-                  to_staff_id: int | None = None) -> Complaint:
+                  to_staff_id: int | None = None, attachments: list[Attachment] | None = None) -> Complaint:
         """One of :data:`ACTIONS`, with the same rules whether it comes from a button or a shell."""
         if action not in ACTIONS:
             raise DomainError(f"未知操作:{action}。可用操作:{', '.join(ACTIONS)}。")
         now = self.now()
         return await self._retrying(lambda: self._act_once(number, action, by=by, note=note,
-                                                           to_staff_id=to_staff_id, now=now))
+                                                           to_staff_id=to_staff_id, now=now,
+                                                           attachments=attachments))
 
     async def _act_once(self, number: str, action: str, *, by: Actor, note: str | None,
-                        to_staff_id: int | None, now: datetime) -> Complaint:
+                        to_staff_id: int | None, now: datetime,
+                        attachments: list[Attachment] | None = None) -> Complaint:
         async with self.uow_factory() as uow:
             complaint = await self._get(uow, number, for_update=True)
             if action == "accept":
                 complaint.accept(by=by, at=now)
             elif action == "resolve":
-                complaint.resolve(by=by, at=now, note=note)
+                complaint.resolve(by=by, at=now, note=note, attachments=attachments)
                 if complaint.anonymous:
                     # No 回访 for anonymous complaints: nobody to ask.
                     complaint.close(by=Actor.system(), at=now, note="匿名投诉,处理完成后结案")
@@ -198,6 +201,68 @@ class ComplaintService:
             await self.sink(uow, complaint)
             await uow.commit()
         return complaint
+
+    async def take(self, number: str, *, by: Actor) -> Complaint:
+        """A supervisor takes a complaint over personally (我来处理)."""
+        if not by.is_supervisor or by.id is None:
+            raise PermissionDenied("只有主管可以直接接手投诉。")
+        now = self.now()
+        async with self.uow_factory() as uow:
+            complaint = await self._get(uow, number, for_update=True)
+            if complaint.status is Status.IN_PROGRESS and complaint.assignee_id != by.id:
+                complaint.transfer(by.id, by=by, at=now, note="主管接手", staff_role=str(by.role),
+                                   accept_by=now)
+            if complaint.status in (Status.ASSIGNED, Status.REVIEW, Status.SUBMITTED):
+                if complaint.status is Status.SUBMITTED:
+                    complaint.assign(by.id, by=by, at=now, staff_role=str(by.role), accept_by=now)
+                complaint.accept(by=by, at=now)
+            elif complaint.assignee_id != by.id:
+                raise DomainError(f"投诉当前状态为「{complaint.status.label}」,无需接手。")
+            await uow.complaints.add(complaint)
+            await self.sink(uow, complaint)
+            await uow.commit()
+        return complaint
+
+    async def comment_follow_up(self, number: str, *, by: Actor, comment: str) -> Complaint:
+        now = self.now()
+        async with self.uow_factory() as uow:
+            complaint = await self._get(uow, number, for_update=True)
+            complaint.comment_follow_up(comment, by=by, at=now)
+            await uow.complaints.add(complaint)
+            await self.sink(uow, complaint)
+            await uow.commit()
+        return complaint
+
+    async def staff_unreachable(self, telegram_id: int) -> list[str]:
+        """Telegram refused a message to this staff member (never pressed /start, or blocked us):
+        mark them unreachable and move their open work to someone who can be reached."""
+        now = self.now()
+        moved: list[str] = []
+        async with self.uow_factory() as uow:
+            staff = await uow.staff.get_by_telegram_id(telegram_id)
+            if staff is None or not staff.reachable:
+                return moved
+            staff.reachable = False
+            await uow.staff.save(staff)
+            held = await uow.complaints.list(
+                statuses=[Status.ASSIGNED, Status.IN_PROGRESS, Status.REVIEW], assignee_id=staff.id)
+            for complaint in held:
+                role = Role.SUPERVISOR if complaint.status is Status.REVIEW else self.routing.role_for(complaint.category)
+                chosen = choose_assignee(await uow.staff.candidates(), role, exclude=[staff.id])
+                if chosen is None:
+                    complaint.escalate(by=Actor.system(), at=now, reason="unreachable", to_level=1,
+                                       note=f"{staff.name} 无法联系")
+                else:
+                    if complaint.status is Status.IN_PROGRESS:
+                        complaint.accepted_at = None
+                    complaint.assign(chosen.id, by=Actor.system(), at=now, staff_role=str(chosen.role),
+                                     accept_by=self.policy.compute(complaint.urgency, now).accept_by,
+                                     reason="unreachable", note=f"{staff.name} 无法通过 Telegram 联系,自动转派")
+                    moved.append(complaint.number)
+                await uow.complaints.add(complaint)
+                await self.sink(uow, complaint)
+            await uow.commit()
+        return moved
 
     async def follow_up(self, number: str, *, by: Actor, solved: bool, rating: int | None = None,
                         comment: str | None = None) -> Complaint:
@@ -337,6 +402,51 @@ class RosterService:
                 raise NotFound(f"没有 Telegram ID 为 {telegram_id} 的员工。")
             staff.active = False
             await uow.staff.save(staff)
+            await uow.commit()
+            return staff
+
+    async def staff_by_telegram(self, telegram_id: int) -> Staff | None:
+        async with self.uow_factory() as uow:
+            staff = await uow.staff.get_by_telegram_id(telegram_id)
+        return staff if staff is not None and staff.active else None
+
+    async def mark_reachable(self, telegram_id: int) -> None:
+        """The staff member pressed /start (again): messages reach them now."""
+        async with self.uow_factory() as uow:
+            staff = await uow.staff.get_by_telegram_id(telegram_id)
+            if staff is not None and not staff.reachable:
+                staff.reachable = True
+                await uow.staff.save(staff)
+                await uow.commit()
+
+    async def create_invite(self, role: Role | str, *, name: str | None = None,
+                            valid_for: timedelta = timedelta(days=7)) -> str:
+        code = secrets.token_hex(4).upper()
+        now = self.clock()
+        async with self.uow_factory() as uow:
+            await uow.invites.add(code, str(Role(role)), name=name, at=now, expires_at=now + valid_for)
+            await uow.commit()
+        return code
+
+    async def redeem_invite(self, code: str, *, telegram_id: int, name: str) -> Staff:
+        """/join CODE: a one-time code, valid 7 days, turns this Telegram user into staff."""
+        now = self.clock()
+        async with self.uow_factory() as uow:
+            invite = await uow.invites.get(code.strip().upper(), for_update=True)
+            if invite is None or invite.used_at is not None or invite.expires_at < now:
+                raise DomainError("邀请码无效或已过期,请向主管索取新的邀请码。")
+            existing = await uow.staff.get_by_telegram_id(telegram_id)
+            if existing is not None and existing.active:
+                raise DomainError(f"您已经是在职员工({existing.role_label})。")
+            if existing is not None:
+                existing.active, existing.reachable, existing.role = True, True, Role(invite.role)
+                existing.name = invite.name or name or existing.name
+                await uow.staff.save(existing)
+                staff = existing
+            else:
+                staff = await uow.staff.add(Staff(id=None, telegram_id=telegram_id, name=invite.name or name,
+                                                  role=Role(invite.role), created_at=now))
+            await uow.invites.use(invite.code, telegram_id, now)
             await uow.commit()
             return staff
 

@@ -41,6 +41,7 @@ from storage.tables import (
     NumberSequenceRow,
     OutboxRow,
     ResidentRow,
+    StaffInviteRow,
     StaffRow,
     TimerRow,
 )
@@ -418,3 +419,32 @@ class SqlTimerRepository:
     async def next_due(self) -> datetime | None:
         return (await self.session.execute(
             select(func.min(TimerRow.due_at)).where(TimerRow.done_at.is_(None)))).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class Invite:
+    code: str
+    role: str
+    name: str | None
+    expires_at: datetime
+    used_at: datetime | None
+
+
+class SqlInviteRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, code: str, role: str, *, name: str | None, at: datetime, expires_at: datetime) -> None:
+        self.session.add(StaffInviteRow(code=code, role=role, name=name, created_at=at, expires_at=expires_at))
+        await self.session.flush()
+
+    async def get(self, code: str, *, for_update: bool = False) -> Invite | None:
+        stmt = select(StaffInviteRow).where(StaffInviteRow.code == code)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        return Invite(row.code, row.role, row.name, row.expires_at, row.used_at) if row else None
+
+    async def use(self, code: str, telegram_id: int, at: datetime) -> None:
+        await self.session.execute(update(StaffInviteRow).where(StaffInviteRow.code == code)
+                                   .values(used_at=at, used_by=telegram_id))

@@ -12,6 +12,7 @@ from complaints.model import ConcurrentUpdate
 from storage.repositories import (
     SqlCalendarRepository,
     SqlComplaintRepository,
+    SqlInviteRepository,
     SqlOutbox,
     SqlResidentRepository,
     SqlStaffRepository,
@@ -32,6 +33,7 @@ class SqlUnitOfWork:
         self.calendar = SqlCalendarRepository(self.session)
         self.outbox = SqlOutbox(self.session)
         self.timers = SqlTimerRepository(self.session)
+        self.invites = SqlInviteRepository(self.session)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
