@@ -33,6 +33,7 @@ from complaints.model import (
 from complaints.people import Resident, Staff
 from complaints.ports import UnitOfWork
 from complaints.routing import FALLBACK_ROLES, RoutingTable, choose_assignee, effective_urgency
+from complaints.timers import TimerKind, is_current, second_resolve_deadline, stamp
 
 REPEAT_WINDOW = timedelta(days=30)
 # Two people acting on one complaint at once: the loser re-reads it and the rules are checked again
@@ -363,9 +364,110 @@ class ComplaintService:
                            accept_by=self.policy.compute(complaint.urgency, at).accept_by)
 
     async def _route_review(self, uow: UnitOfWork, complaint: Complaint, now: datetime) -> None:
-        """复核 goes to a supervisor who has not handled the complaint before."""
-        await self._route(uow, complaint, now, role=Role.SUPERVISOR, exclude=sorted(complaint.handled_by()),
-                          fallbacks=REVIEW_FALLBACKS)
+        """复核 goes to a supervisor who has not handled the complaint before, with fresh deadlines."""
+        deadlines = self.policy.compute(complaint.urgency, now)
+        chosen = choose_assignee(await uow.staff.candidates(), Role.SUPERVISOR,
+                                 exclude=sorted(complaint.handled_by()), fallbacks=REVIEW_FALLBACKS)
+        if chosen is None:
+            complaint.resolve_by = deadlines.resolve_by
+            return
+        complaint.assign(chosen.id, by=Actor.system(), at=now, staff_role=str(chosen.role),
+                         accept_by=deadlines.accept_by, resolve_by=deadlines.resolve_by, reason="review")
+
+    # ---- time ----------------------------------------------------------------------------------
+    async def fire_due_timers(self, limit: int = 100) -> int:
+        """Run what is due: reminders, missed deadlines, automatic closing, the daily summary.
+
+        One timer per transaction, claimed with SKIP LOCKED: several processes share the work and
+        none does a timer twice. Returns how many timers fired.
+        """
+        fired = 0
+        for _ in range(limit):
+            now = self.now()
+            async with self.uow_factory() as uow:
+                due = await uow.timers.claim_due(now, 1)
+                if not due:
+                    break
+                timer = due[0]
+                if not await uow.timers.mark_done(timer.id, now):
+                    continue
+                if timer.kind == TimerKind.DAILY_SUMMARY:
+                    await self._daily(uow, timer.due_at, now)
+                else:
+                    await self._fire(uow, TimerKind(timer.kind), timer.complaint_id, timer.data, now)
+                await uow.commit()
+                fired += 1
+        return fired
+
+    async def _fire(self, uow: UnitOfWork, kind: TimerKind, complaint_id: int | None, data: dict,
+                    now: datetime) -> None:
+        if complaint_id is None:
+            return
+        complaint = await uow.complaints.get_by_id(complaint_id, for_update=True)
+        if complaint is None or not is_current(kind, data, complaint):
+            return  # the complaint moved on (accepted, transferred, delayed, closed): nothing to do
+        system = Actor.system()
+        if kind is TimerKind.ACCEPT_REMIND:
+            complaint.record_reminder("accept", at=now, staff_id=complaint.assignee_id)
+        elif kind is TimerKind.RESOLVE_REMIND:
+            complaint.record_reminder("resolve", at=now, staff_id=complaint.assignee_id)
+        elif kind is TimerKind.ACCEPT_DUE:
+            await self._accept_missed(uow, complaint, now)
+        elif kind is TimerKind.RESOLVE_DUE:
+            complaint.escalate(by=system, at=now, reason="resolve_overdue", to_level=1, note="超过处理时限")
+            key = f"{TimerKind.RESOLVE_DUE_AGAIN}:{complaint.number}:{stamp(complaint.resolve_by)}"
+            await uow.timers.schedule(TimerKind.RESOLVE_DUE_AGAIN, second_resolve_deadline(self.policy, complaint),
+                                      key, at=now, complaint_id=complaint.id,
+                                      data={"deadline": stamp(complaint.resolve_by)})
+        elif kind is TimerKind.RESOLVE_DUE_AGAIN:
+            complaint.escalate(by=system, at=now, reason="resolve_overdue_again", to_level=2,
+                               note="上移后仍未处理完毕")
+        elif kind is TimerKind.FOLLOW_UP_CLOSE:
+            complaint.close(by=system, at=now, note="7天未收到回访答复,自动结案")
+        await uow.complaints.add(complaint)
+        await self.sink(uow, complaint)
+
+    async def _accept_missed(self, uow: UnitOfWork, complaint: Complaint, now: datetime) -> None:
+        """Not accepted in time: the next staff member of the role gets it; the supervisor is told."""
+        review = complaint.status is Status.REVIEW
+        role = Role.SUPERVISOR if review else self.routing.role_for(complaint.category)
+        fallbacks = REVIEW_FALLBACKS if review else FALLBACK_ROLES
+        missed = complaint.assignee_id
+        candidates = await uow.staff.candidates()
+        chosen = choose_assignee(candidates, role, exclude=sorted(complaint.handled_by()), fallbacks=fallbacks)
+        if chosen is None and missed is not None and not review:
+            # Everyone has had it once: start the round again, but not with the one who just missed.
+            chosen = choose_assignee(candidates, role, exclude=[missed], fallbacks=fallbacks)
+        if chosen is None:
+            complaint.escalate(by=Actor.system(), at=now, reason="accept_overdue", to_level=1,
+                               note="超时未接单,且无其他可接手人员")
+            return
+        complaint.assign(chosen.id, by=Actor.system(), at=now, staff_role=str(chosen.role),
+                         accept_by=self.policy.compute(complaint.urgency, now).accept_by,
+                         reason="accept_overdue", note="超时未接单,自动转派")
+
+    async def _daily(self, uow: UnitOfWork, due_at: datetime, now: datetime) -> None:
+        if self.on_daily is not None:
+            await self.on_daily(uow, now)
+        following = self.policy.to_local(due_at) + timedelta(days=1)
+        # A bot that was down for days sends one summary, then resumes the daily rhythm.
+        while following <= now:
+            following += timedelta(days=1)
+        await uow.timers.schedule(TimerKind.DAILY_SUMMARY, following,
+                                  f"{TimerKind.DAILY_SUMMARY}:{following:%Y-%m-%d}", at=now)
+
+    async def schedule_daily_summary(self, at_time: tuple[int, int] = (9, 0)) -> datetime:
+        """Make sure the next daily summary is planned (idempotent across processes)."""
+        now = self.now()
+        local = self.policy.to_local(now)
+        due = local.replace(hour=at_time[0], minute=at_time[1], second=0, microsecond=0)
+        if due <= local:
+            due += timedelta(days=1)
+        async with self.uow_factory() as uow:
+            await uow.timers.schedule(TimerKind.DAILY_SUMMARY, due, f"{TimerKind.DAILY_SUMMARY}:{due:%Y-%m-%d}",
+                                      at=now)
+            await uow.commit()
+        return due
 
 
 class RosterService:
