@@ -29,18 +29,23 @@ async def serve(settings: Settings, *, webhook: bool = False) -> None:
     from bot.container import build_app
     from bot.dispatcher import build_dispatcher, load_classifier, make_bot, register_commands
 
+    from notifier.runtime import Background
+
     app = await build_app(settings)
     classifier = await load_classifier(settings)
     bot = make_bot(settings)
     dp = build_dispatcher(app, classifier)
+    background = Background(app, bot)
     try:
         await register_commands(bot)
+        await background.start()
         if webhook:
             await _serve_webhook(settings, bot, dp)
         else:
             await bot.delete_webhook(drop_pending_updates=False)
             await dp.start_polling(bot, handle_signals=False)
     finally:
+        await background.stop()
         await bot.session.close()
         await app.close()
 

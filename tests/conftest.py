@@ -124,13 +124,33 @@ class Desk:
         """Stop polling and start a new dispatcher on the same database (a process restart)."""
         return run_polling(build_dispatcher(self.app, self.classifier), self.bot, self.emu)
 
+    async def tick(self) -> int:
+        """What the scheduler does every few seconds: fire due timers (the clock is the test's)."""
+        return await self.background.fire_timers()
+
+    async def staff(self, telegram_id: int, name: str, role: str):  # type: ignore[no-untyped-def]
+        """A staff member on the roster who has pressed /start."""
+        member = await self.app.roster.add_staff(telegram_id=telegram_id, name=name, role=role)
+        user = self.emu.user(telegram_id, first_name=name)
+        await user.start()
+        await user.wait_for(lambda m: "您好" in m.text)
+        return member, user
+
 
 @pytest.fixture
 async def desk(app: App, bot_emulator: BotAPIEmulator, classifier: object) -> AsyncIterator[Desk]:
+    from notifier.runtime import Background
+
     bot = bot_emulator.make_bot(default=DefaultBotProperties(parse_mode="HTML"))
     d = Desk(bot_emulator, app, bot, classifier)
+    # Timers fire when a test calls desk.tick(); the outbox is delivered continuously.
+    d.background = Background(app, bot, timer_interval=3600, outbox_idle=0.05)
     try:
         async with d.restart():
-            yield d
+            await d.background.start()
+            try:
+                yield d
+            finally:
+                await d.background.stop()
     finally:
         await bot.session.close()
