@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--active", action="store_true", help="只列出在职员工")
     rm = staff.add_parser("remove", help="停用员工(保留历史)")
     rm.add_argument("telegram_id", type=int, metavar="ID")
+    inv = staff.add_parser("invite", help="生成一次性邀请码(7天内有效),员工发送 /join 邀请码 加入")
+    inv.add_argument("--role", required=True, choices=ROLES)
+    inv.add_argument("--name", help="员工姓名(可选)")
+    inv.add_argument("--json", action="store_true")
 
     comp = sub.add_parser("complaints", help="投诉").add_subparsers(dest="complaints_command", required=True)
     submit = comp.add_parser("submit", help="登记来电/来访投诉")
@@ -87,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     cshow = cal.add_parser("show", help="显示某月日历")
     cshow.add_argument("month", metavar="YYYY-MM")
     cshow.add_argument("--json", action="store_true")
+
+    rep = sub.add_parser("report", help="报表").add_subparsers(dest="report_command", required=True)
+    rep.add_parser("daily", help="打印每日超时汇总")
+    monthly = rep.add_parser("monthly", help="月度《顾客投诉分类统计表》")
+    monthly.add_argument("--month", metavar="YYYY-MM", help="默认上个月")
+    monthly.add_argument("--xlsx", metavar="FILE", help="保存 Excel 文件")
+    monthly.add_argument("--png", metavar="FILE", help="保存统计图 PNG")
 
     dbp = sub.add_parser("db", help="数据库").add_subparsers(dest="db_command", required=True)
     dbp.add_parser("upgrade", help="创建或升级数据库结构")
@@ -143,17 +154,43 @@ def _dispatch(args: argparse.Namespace) -> int:
         ("complaints", "submit"): _complaints_submit, ("complaints", "list"): _complaints_list,
         ("complaints", "show"): _complaints_show, ("complaints", "act"): _complaints_act,
         ("calendar", "set"): _calendar_set, ("calendar", "show"): _calendar_show,
-        ("db", "upgrade"): _db_upgrade,
+        ("db", "upgrade"): _db_upgrade, ("staff", "invite"): _staff_invite,
+        ("report", "daily"): _report_daily, ("report", "monthly"): _report_monthly,
     }
     sub = getattr(args, f"{args.command}_command")
     return asyncio.run(_with_app(handlers[(args.command, sub)], args))
 
 
-async def _with_app(handler: Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]],
-                    args: argparse.Namespace) -> int:
+class _LazyNotifications:
+    """The bot's event sink (``notifier.events.Notifications``), imported on first use.
+
+    The notifier builds Telegram payloads with aiogram, whose import takes seconds. Most commands,
+    and every refused action, never queue a message, so they should not pay for it; a submit or an
+    action that succeeds still queues exactly what the bot would.
+    """
+
+    def __init__(self) -> None:
+        self.policy: Any = None  # set by App.reload_calendar(), like the real sink's
+        self._sink: Any = None
+
+    async def __call__(self, uow: Any, complaint: Any) -> None:
+        if self._sink is None:
+            from notifier.events import Notifications
+
+            self._sink = Notifications(self.policy)
+        self._sink.policy = self.policy
+        await self._sink(uow, complaint)
+
+
+async def _build_app() -> Any:
     from bot.container import build_app
 
-    app = await build_app()
+    return await build_app(sink=_LazyNotifications())
+
+
+async def _with_app(handler: Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]],
+                    args: argparse.Namespace) -> int:
+    app = await _build_app()
     try:
         return await handler(app, args)
     finally:
@@ -190,6 +227,32 @@ async def _staff_remove(app: Any, args: argparse.Namespace) -> int:
     staff = await app.roster.deactivate_staff(args.telegram_id)
     print(f"已停用员工 {staff.name};其处理记录保留。")
     return 0
+
+
+async def _staff_invite(app: Any, args: argparse.Namespace) -> int:
+    code = await app.roster.create_invite(args.role, name=args.name)
+    if args.json:
+        _print_json({"code": code, "role": args.role, "valid_days": 7})
+    else:
+        print(f"邀请码:{code}(岗位 {args.role},7 天内有效,仅可使用一次)")
+        print(f"请新员工先在 Telegram 中打开机器人,然后发送:/join {code}")
+    return 0
+
+
+# ---- reports -----------------------------------------------------------------------------------
+async def _report_daily(app: Any, args: argparse.Namespace) -> int:
+    from notifier.report_cli import report_daily_command
+
+    return await report_daily_command(app, args)
+
+
+async def _report_monthly(app: Any, args: argparse.Namespace) -> int:
+    from notifier.report_cli import ReportUsageError, report_monthly_command
+
+    try:
+        return await report_monthly_command(app, args)
+    except ReportUsageError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # ---- complaints --------------------------------------------------------------------------------
@@ -354,9 +417,7 @@ def _sla_deadlines(args: argparse.Namespace) -> int:
     at = _parse_at(args.at)
 
     async def compute() -> Any:
-        from bot.container import build_app
-
-        app = await build_app()
+        app = await _build_app()
         try:
             return app.policy, app.policy.compute(args.urgency, at)
         finally:

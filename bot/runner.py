@@ -28,7 +28,6 @@ def run_command(*, webhook: bool = False, demo: bool = False) -> int:
 async def serve(settings: Settings, *, webhook: bool = False) -> None:
     from bot.container import build_app
     from bot.dispatcher import build_dispatcher, load_classifier, make_bot, register_commands
-
     from notifier.runtime import Background
 
     app = await build_app(settings)
