@@ -13,10 +13,12 @@ from aiogram.enums import ParseMode
 from aiogram.types import BotCommand
 
 from bot.container import App
+from bot.middlewares import RetryRequests, TakeOnceMiddleware, UserLockMiddleware
 from bot.settings import Settings
 from dialogs import follow_up, residents, staff
 from dialogs.middlewares import FloodControlMiddleware, PerUserSerialMiddleware, on_error
 from storage.fsm import SqlFSMStorage
+from storage.locks import UpdateLedger, UserLocks
 
 RESIDENT_COMMANDS = [
     BotCommand(command="start", description="主菜单"),
@@ -30,8 +32,14 @@ def make_bot(settings: Settings) -> Bot:
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/")))
-    return Bot(settings.bot_token.get_secret_value(), session=session,
-               default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    return configure_bot(Bot(settings.bot_token.get_secret_value(), session=session,
+                             default=DefaultBotProperties(parse_mode=ParseMode.HTML)))
+
+
+def configure_bot(bot: Bot) -> Bot:
+    """Direct replies ride out a 429 or a passing 5xx instead of failing the resident's update."""
+    bot.session.middleware(RetryRequests())
+    return bot
 
 
 async def load_classifier(settings: Settings) -> Any:
@@ -43,10 +51,14 @@ async def load_classifier(settings: Settings) -> Any:
 
 def build_dispatcher(app: App, classifier: Any) -> Dispatcher:
     dp = Dispatcher(storage=SqlFSMStorage(app.sessions, app.clock), app=app, classifier=classifier)
-    serial = PerUserSerialMiddleware()
+    locks = UserLocks(app.engine)
+    # Order matters: take each update once, then one at a time per user in this process (FIFO),
+    # then across processes (PostgreSQL advisory lock), then flood control.
+    dp.update.outer_middleware(TakeOnceMiddleware(UpdateLedger(app.sessions, app.clock)))
+    dp.update.outer_middleware(PerUserSerialMiddleware())
+    dp.update.outer_middleware(UserLockMiddleware(locks))
     dp.message.outer_middleware(FloodControlMiddleware())
-    dp.message.outer_middleware(serial)
-    dp.callback_query.outer_middleware(serial)
+    dp.shutdown.register(locks.close)
     dp.errors.register(on_error)
     dp.include_router(staff.make_router())
     dp.include_router(follow_up.make_router())

@@ -98,7 +98,7 @@ async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[App]:
 from aiogram import Bot  # noqa: E402
 from aiogram.client.default import DefaultBotProperties  # noqa: E402
 
-from bot.dispatcher import build_dispatcher  # noqa: E402
+from bot.dispatcher import build_dispatcher, configure_bot  # noqa: E402
 from emulator import BotAPIEmulator  # noqa: E402
 from emulator.testing import bot_emulator, run_polling  # noqa: E402,F401
 
@@ -138,10 +138,10 @@ class Desk:
 
 
 @pytest.fixture
-async def desk(app: App, bot_emulator: BotAPIEmulator, classifier: object) -> AsyncIterator[Desk]:
+async def desk(app: App, bot_emulator: BotAPIEmulator, classifier: object) -> AsyncIterator[Desk]:  # noqa: F811
     from notifier.runtime import Background
 
-    bot = bot_emulator.make_bot(default=DefaultBotProperties(parse_mode="HTML"))
+    bot = configure_bot(bot_emulator.make_bot(default=DefaultBotProperties(parse_mode="HTML")))
     d = Desk(bot_emulator, app, bot, classifier)
     # Timers fire when a test calls desk.tick(); the outbox is delivered continuously.
     d.background = Background(app, bot, timer_interval=3600, outbox_idle=0.05)
