@@ -9,6 +9,10 @@ run: $(STAMP)
 	$(VENV)/bin/wuye run
 
 test: $(STAMP)
+	@# System pieces some tests need (a CJK font for charts, Chromium for the sandbox test);
+	@# each script is quiet when they are present and says what to install when it cannot.
+	-@bash scripts/ensure-cjk-font
+	-@[ ! -f scripts/ensure-browser ] || bash scripts/ensure-browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
