@@ -61,6 +61,12 @@ def _upgrade_sync(connection: Connection, revision: str = "head") -> None:
 
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    elif connection.dialect.name == "sqlite":
+        # The driver would run the DDL outside any transaction, so two processes starting on a
+        # fresh file both saw "no schema" and the second failed with "table … already exists".
+        # Take the write lock before Alembic reads the current revision; the DDL then commits
+        # (or rolls back) as one transaction when engine.begin() ends.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     command.upgrade(_alembic_config(connection), revision)
 
 
