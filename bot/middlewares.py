@@ -41,10 +41,12 @@ class TakeOnceMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         bot: Bot = data["bot"]
-        if not await self.ledger.first_time(bot.id, event.update_id):
+        if not await self.ledger.claim(bot.id, event.update_id):
             logger.info("update %s was delivered again; ignored", event.update_id)
             return None
-        return await handler(event, data)
+        result = await handler(event, data)
+        await self.ledger.done(bot.id, event.update_id)
+        return result
 
 
 class UserLockMiddleware(BaseMiddleware):

@@ -34,7 +34,7 @@ async def serve(settings: Settings, *, webhook: bool = False) -> None:
     classifier = await load_classifier(settings)
     bot = make_bot(settings)
     dp = build_dispatcher(app, classifier)
-    background = Background(app, bot)
+    background = Background(app, bot, timer_interval=settings.timer_interval)
     try:
         await register_commands(bot)
         await background.start()
@@ -55,8 +55,10 @@ async def _serve_webhook(settings: Settings, bot: object, dp: object) -> None:
 
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     web_app = web.Application()
-    SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(  # type: ignore[arg-type]
-        web_app, path=settings.webhook_path)
+    # Answer Telegram only after the update was handled: a process that dies mid-update leaves it
+    # unanswered, and Telegram's redelivery lets another process finish it.
+    SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret,  # type: ignore[arg-type]
+                         handle_in_background=False).register(web_app, path=settings.webhook_path)
     setup_application(web_app, dp, bot=bot)  # type: ignore[arg-type]
     if settings.webhook_url:
         await bot.set_webhook(settings.webhook_url.rstrip("/") + settings.webhook_path,  # type: ignore[attr-defined]

@@ -29,5 +29,8 @@ class Settings(BaseSettings):
     webhook_path: str = Field("/telegram/webhook", validation_alias="WUYE_WEBHOOK_PATH")
     webhook_url: str | None = Field(None, validation_alias="WUYE_WEBHOOK_URL")
     webhook_secret: SecretStr | None = Field(None, validation_alias="WUYE_WEBHOOK_SECRET")
+    sandbox_host: str = Field("127.0.0.1", validation_alias="WUYE_SANDBOX_HOST")
     sandbox_port: int = Field(8080, validation_alias="WUYE_SANDBOX_PORT")
     log_level: str = Field("INFO", validation_alias="WUYE_LOG_LEVEL")
+    # How often due timers (reminders, deadlines, summaries) are looked for, in seconds.
+    timer_interval: float = Field(15.0, gt=0, validation_alias="WUYE_TIMER_INTERVAL")

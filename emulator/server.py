@@ -36,6 +36,7 @@ from .state import (
     UserProfile,
     wait_until,
 )
+from .webhook import WebhookDelivery, acceptable_url
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -223,6 +224,9 @@ class BotAPIEmulator:
         self._closing_changed = Notifier()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        # Webhook deliveries by bot token, and how often Telegram "redelivers" a delivered update.
+        self.webhooks: dict[str, WebhookDelivery] = {}
+        self.webhook_duplicate_probability = 0.0
         self.add_bot(token, username=bot_username, first_name=bot_first_name)
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -248,6 +252,8 @@ class BotAPIEmulator:
         return self._base_url
 
     async def stop(self) -> None:
+        for token in list(self.webhooks):
+            await self._stop_webhook(token)
         self._closing = True
         self._closing_changed.notify()
         for bot in self.bots.values():
@@ -905,7 +911,7 @@ class BotAPIEmulator:
     @api_method("setWebhook")
     async def _set_webhook(self, call: _Call) -> Any:
         url = call.str("url") or ""
-        if url and not url.startswith("https://"):
+        if url and not acceptable_url(url):
             raise bad("bad webhook: An HTTPS URL must be provided for webhook")
         call.bot.webhook_url = url
         if call.bool("drop_pending_updates"):
@@ -913,14 +919,27 @@ class BotAPIEmulator:
         allowed = call.json("allowed_updates")
         if allowed is not None:
             call.bot.allowed_updates = [str(x) for x in allowed] or None
+        await self._stop_webhook(call.bot.token)
+        if url:
+            delivery = WebhookDelivery(call.bot, url, secret_token=call.str("secret_token"),
+                                       max_connections=call.int("max_connections", 40) or 40,
+                                       duplicate_probability=self.webhook_duplicate_probability)
+            self.webhooks[call.bot.token] = delivery
+            delivery.start()
         return True
 
     @api_method("deleteWebhook")
     async def _delete_webhook(self, call: _Call) -> Any:
         call.bot.webhook_url = ""
+        await self._stop_webhook(call.bot.token)
         if call.bool("drop_pending_updates"):
             call.bot.updates.clear()
         return True
+
+    async def _stop_webhook(self, token: str) -> None:
+        delivery = self.webhooks.pop(token, None)
+        if delivery is not None:
+            await delivery.stop()
 
     @api_method("getWebhookInfo")
     async def _get_webhook_info(self, call: _Call) -> Any:

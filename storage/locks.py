@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.repositories import _upsert_ignore
@@ -17,18 +17,40 @@ UPDATE_MEMORY = timedelta(days=2)  # Telegram stops redelivering an update long 
 
 
 class UpdateLedger:
-    """Remembers which updates were taken, so a redelivered one is ignored by every process."""
+    """Remembers which updates were taken, so a redelivered one is ignored by every process.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime]) -> None:
+    An update is claimed when handling starts and marked done when it ends. A redelivery of a
+    claim that never finished (its process was killed) is handled again once the claim is older
+    than ``stale_after``: a resident's message is not lost with the process that took it.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime],
+                 stale_after: timedelta = timedelta(seconds=30)) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.stale_after = stale_after
 
-    async def first_time(self, bot_id: int, update_id: int) -> bool:
+    async def claim(self, bot_id: int, update_id: int) -> bool:
+        now = self.clock()
         async with self.sessions() as session:
             result = await session.execute(_upsert_ignore(session, ProcessedUpdateRow, {
-                "bot_id": bot_id, "update_id": update_id, "at": self.clock()}))
+                "bot_id": bot_id, "update_id": update_id, "at": now, "done_at": None}))
+            if result.rowcount != 1:
+                result = await session.execute(
+                    update(ProcessedUpdateRow)
+                    .where(ProcessedUpdateRow.bot_id == bot_id, ProcessedUpdateRow.update_id == update_id,
+                           ProcessedUpdateRow.done_at.is_(None), ProcessedUpdateRow.at < now - self.stale_after)
+                    .values(at=now))
             await session.commit()
             return result.rowcount == 1
+
+    async def done(self, bot_id: int, update_id: int) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(ProcessedUpdateRow)
+                .where(ProcessedUpdateRow.bot_id == bot_id, ProcessedUpdateRow.update_id == update_id)
+                .values(done_at=self.clock()))
+            await session.commit()
 
     async def forget_old(self) -> int:
         async with self.sessions() as session:

@@ -248,3 +248,6 @@ class ProcessedUpdateRow(Base):
     bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Set when handling finished: a claim left unfinished (a process killed mid-update) may be
+    # taken again by the redelivery.
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
