@@ -7,7 +7,7 @@ act on it, so a copied or forged button gets the domain's polite refusal, never 
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 
 from aiogram import F, Router
@@ -23,9 +23,9 @@ from aiogram.types import (
 )
 
 from bot.container import App
-from complaints.model import OPEN_STATUSES, ROLE_LABELS, Attachment, DomainError, Role
+from complaints.model import OPEN_STATUSES, ROLE_LABELS, Attachment, Complaint, DomainError, Role
 from complaints.people import Staff
-from complaints.views import category_label
+from complaints.views import category_label, local_text
 from dialogs import staff_views as sv
 from dialogs import texts
 from dialogs.staff_views import StaffAction
@@ -35,6 +35,7 @@ class StaffFlow(StatesGroup):
     resolve_note = State()
     escalate_note = State()
     external_note = State()
+    delay_note = State()
 
 
 class StaffPick(StaffAction, prefix="sp"):  # type: ignore[call-arg]
@@ -59,12 +60,19 @@ class IsStaff(Filter):
 SUPERVISORS = (Role.SUPERVISOR, Role.MANAGER)
 
 STAFF_HELP = ("<b>员工使用说明</b>\n"
-              "• 新分派的投诉会推送给您,按钮:接单、联系业主、转派、上报、处理完成、非物业职责。\n"
+              "• 新分派的投诉会推送给您,按钮:接单、联系业主、转派、上报、延期、处理完成、非物业职责。\n"
               "• /tasks 我的待办(按时限排序)\n"
               "• 主管:/queue 全部未结投诉,可改派;经理:/overdue 超时汇总,/stats [YYYY-MM] 月度统计。")
 
 ACTION_DONE = {"accept": "已接单,请尽快联系业主。", "escalate": "已上报客服主任。", "transfer": "已转派。",
                "resolve": "已标记处理完成,系统将通知业主并进行回访。", "external": "已记录转外部,并告知业主。"}
+
+NOT_STAFF = ("此命令仅供物业工作人员使用。如您是新同事,请向主管索取邀请码后发送 /join 邀请码;"
+             "业主请发送 /my 查看投诉进度。")
+SUPERVISORS_ONLY = "此命令仅限客服主任和经理使用。您的待办请发送 /tasks 查看。"
+DELAY_PROMPT = ("请回复新的完成时间和延期原因,原因会告知业主。\n"
+                "格式:月-日 时:分 原因,例如:12-03 18:00 等待厂家配件")
+STAFF_COMMANDS = ("tasks", "queue", "overdue", "stats")
 
 
 def make_router() -> Router:
@@ -84,10 +92,29 @@ def make_router() -> Router:
     staff_only.message.register(on_resolve_note, StaffFlow.resolve_note, F.text | F.photo)
     staff_only.message.register(on_escalate_note, StaffFlow.escalate_note, F.text)
     staff_only.message.register(on_external_note, StaffFlow.external_note, F.text)
+    staff_only.message.register(on_delay_note, StaffFlow.delay_note, F.text)
     staff_only.callback_query.register(on_pick, StaffPick.filter())
     staff_only.callback_query.register(on_action, StaffAction.filter())
     router.include_router(staff_only)
+
+    # After the staff handlers: staff commands from anyone else get a polite word instead of the
+    # residents' "unknown command"; staff buttons from anyone else do nothing and show nothing.
+    others = Router(name="staff-others")
+    others.message.register(on_staff_command_denied, Command(*STAFF_COMMANDS))
+    others.callback_query.register(on_foreign_button, StaffPick.filter())
+    others.callback_query.register(on_foreign_button, StaffAction.filter())
+    router.include_router(others)
     return router
+
+
+async def on_staff_command_denied(message: Message, app: App) -> None:
+    staff = await app.roster.staff_by_telegram(message.from_user.id) if message.from_user else None
+    await message.answer(SUPERVISORS_ONLY if staff is not None else NOT_STAFF)
+
+
+async def on_foreign_button(query: CallbackQuery) -> None:
+    # Answered (so the button stops spinning) with the generic stale-button text: no complaint data.
+    await query.answer(texts.STALE_BUTTON)
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -147,7 +174,9 @@ async def on_overdue(message: Message, app: App) -> None:
 
     async with app.sessions() as session:
         summary = await daily_summary(session, app.clock())
-    await message.answer(render_daily(summary, app.policy.tz, max_items=30))
+    # Every overdue complaint, in as many messages as it takes.
+    for part in sv.split_message(render_daily(summary, app.policy.tz)):
+        await message.answer(part)
 
 
 async def on_stats(message: Message, command: CommandObject, app: App) -> None:
@@ -188,6 +217,10 @@ async def on_action(query: CallbackQuery, callback_data: StaffAction, staff: Sta
     message = query.message if isinstance(query.message, Message) else None
     try:
         complaint = await app.complaints.get(number)
+        if not (complaint.assignee_id == staff.id or actor.is_supervisor or actor.is_desk):
+            # Someone else's complaint (an old card, a forged button): nothing of it is shown.
+            await query.answer("这件投诉没有分派给您。", show_alert=True)
+            return
         if action == "open":
             await query.answer()
             markup = sv.supervisor_keyboard(complaint) if actor.is_supervisor and complaint.assignee_id != staff.id \
@@ -195,9 +228,6 @@ async def on_action(query: CallbackQuery, callback_data: StaffAction, staff: Sta
             text = sv.assignment_card(complaint, app.policy.tz, resident_name=complaint.contact.name,
                                       review=complaint.status.value == "review")
             await query.message.answer(f"{text}\n状态:{complaint.status.label}", reply_markup=markup)  # type: ignore[union-attr]
-            return
-        if not (complaint.assignee_id == staff.id or actor.is_supervisor):
-            await query.answer("这件投诉没有分派给您。", show_alert=True)
             return
         if action == "accept":
             complaint = await app.complaints.act(number, "accept", by=actor)
@@ -217,17 +247,19 @@ async def on_action(query: CallbackQuery, callback_data: StaffAction, staff: Sta
                 await _offer_people(query, app, complaint.number, complaint.category)
                 return
             complaint = await app.complaints.act(number, "transfer", by=actor, note="员工转派")
-        elif action in ("escalate", "resolve", "external"):
+        elif action in ("escalate", "resolve", "external", "delay"):
             if not complaint.is_open:
                 raise DomainError(f"投诉当前状态为「{complaint.status.label}」,无法操作。")
             target = {"escalate": StaffFlow.escalate_note, "resolve": StaffFlow.resolve_note,
-                      "external": StaffFlow.external_note}[action]
+                      "external": StaffFlow.external_note, "delay": StaffFlow.delay_note}[action]
             await state.set_state(target)
             await state.set_data({"number": number})
             await query.answer()
             prompt = {"escalate": f"请简要说明上报 {number} 的原因:",
                       "resolve": f"请简要说明 {number} 的处理结果(可附一张照片):",
-                      "external": f"请填写建议业主联系的单位及电话(如:供电公司 95598),{number}:"}[action]
+                      "external": f"请填写建议业主联系的单位及电话(如:供电公司 95598),{number}:",
+                      "delay": f"{number} 当前处理时限:{local_text(complaint.resolve_by, app.policy.tz)}。\n"
+                               + DELAY_PROMPT}[action]
             if message:
                 await message.answer(prompt + "\n发送 /cancel 取消。")
             return
@@ -239,7 +271,17 @@ async def on_action(query: CallbackQuery, callback_data: StaffAction, staff: Sta
         return
     await query.answer(ACTION_DONE.get(action, "已完成。"))
     if message:
-        await message.edit_reply_markup(reply_markup=sv.staff_keyboard(complaint) if complaint.is_open else None)
+        await _refresh_buttons(message, complaint, staff)
+
+
+async def _refresh_buttons(message: Message, complaint: Complaint, staff: Staff) -> None:
+    """The card's buttons follow the complaint: none once it is closed or no longer this person's."""
+    mine = complaint.assignee_id == staff.id or staff.as_actor().is_supervisor
+    markup = sv.staff_keyboard(complaint) if complaint.is_open and mine else None
+    old = message.reply_markup.model_dump(exclude_none=True) if message.reply_markup else None
+    new = markup.model_dump(exclude_none=True) if markup else None
+    if old != new:  # Telegram refuses an edit that changes nothing (400 "message is not modified")
+        await message.edit_reply_markup(reply_markup=markup)
 
 
 async def _offer_people(query: CallbackQuery, app: App, number: str, category: str) -> None:
@@ -295,3 +337,56 @@ async def on_escalate_note(message: Message, state: FSMContext, app: App, staff:
 
 async def on_external_note(message: Message, state: FSMContext, app: App, staff: Staff) -> None:
     await _finish(message, state, app, staff, "external", (message.text or "").strip()[:500])
+
+
+_DELAY = re.compile(r"\s*(?:(\d{4})[-/年.])?(\d{1,2})[-/月.](\d{1,2})日?"
+                    r"(?:\s*(\d{1,2})[::点](\d{2})?分?)?\s*[,,;;]?\s*(.*)", re.S)
+
+
+def parse_delay(text: str, now: datetime, default_time: time) -> tuple[datetime, str] | None:
+    """``12-03 18:00 等配件`` → (that moment, local time, "等配件"); the year is the next one that
+    makes the date not in the past. None if the text does not start with a date."""
+    m = _DELAY.fullmatch(text)
+    if not m:
+        return None
+    year_text, month, day, hour, minute, reason = m.groups()
+    at = time(int(hour), int(minute or 0)) if hour is not None else default_time
+    years = [int(year_text)] if year_text else [now.year, now.year + 1]
+    for year in years:
+        try:
+            moment = datetime.combine(date(year, int(month), int(day)), at, tzinfo=now.tzinfo)
+        except ValueError:
+            return None
+        if year_text or moment.date() >= now.date():
+            return moment, reason.strip()
+    return None
+
+
+async def on_delay_note(message: Message, state: FSMContext, app: App, staff: Staff) -> None:
+    text = (message.text or "").strip()
+    if text.startswith("/"):
+        await message.answer("请先回复新的完成时间和原因,或发送 /cancel 取消。")
+        return
+    now = app.policy.to_local(app.clock())
+    parsed = parse_delay(text, now, app.policy.work_end)
+    if parsed is None:
+        await message.answer("没有看懂新的完成时间。" + DELAY_PROMPT + "\n发送 /cancel 取消。")
+        return
+    new_resolve_by, reason = parsed
+    if not reason:
+        await message.answer("请在时间后写上延期原因,例如:12-03 18:00 等待厂家配件")
+        return
+    if new_resolve_by <= now:
+        await message.answer("新的完成时间应在现在之后,请重新填写。")
+        return
+    number = (await state.get_data()).get("number", "")
+    try:
+        complaint = await app.complaints.delay(number, by=staff.as_actor(), new_resolve_by=new_resolve_by,
+                                               reason=reason[:300])
+    except DomainError as exc:
+        await state.clear()
+        await message.answer(texts.q(str(exc)))
+        return
+    await state.clear()
+    await message.answer(f"{number}:已延期至 {local_text(complaint.resolve_by, app.policy.tz)},"
+                         "已告知业主原因和新的完成时间。")

@@ -5,6 +5,7 @@ Shared by the staff dialogs and the notifier (which queues the same cards in the
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, tzinfo
 
 from aiogram.filters.callback_data import CallbackData
@@ -16,7 +17,7 @@ from dialogs.texts import q, short
 
 
 class StaffAction(CallbackData, prefix="s"):
-    """accept | contact | transfer | escalate | resolve | external | open | take"""
+    """accept | contact | transfer | escalate | delay | resolve | external | open | take"""
 
     action: str
     number: str
@@ -45,6 +46,46 @@ def _when(dt: datetime, tz: tzinfo) -> str:
     return local_text(dt, tz)
 
 
+# Residents often type their number into the description: staff see it masked like the contact
+# field until they press 联系业主 (which is logged). Mobiles, and landlines with an area code.
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?(1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}|0\d{2,3}[\s-]?\d{7,8})(?!\d)")
+
+
+def mask_phones(text: str) -> str:
+    """``电话13812345678`` → ``电话138****5678`` in free text shown to staff."""
+    def masked(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(1))
+        return f"{digits[:3]}****{digits[-4:]}"
+    return _PHONE_IN_TEXT.sub(masked, text)
+
+
+def staff_text(text: str, limit: int) -> str:
+    """A resident's words for a staff message: phones masked, shortened, HTML-escaped."""
+    return q(short(mask_phones(text), limit))
+
+
+def split_message(text: str, limit: int = 3900) -> list[str]:
+    """Telegram takes 4096 characters per message: long reports go out in parts, cut at lines."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:  # one absurdly long line: cut it hard
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not parts:
+        parts.append(current)
+    return parts
+
+
 def assignment_card(c: Complaint, tz: tzinfo, *, resident_name: str | None, review: bool = False) -> str:
     urgency = Urgency(c.urgency)
     head = "🔁 复核投诉" if review else ("🚨 紧急投诉" if urgency is Urgency.EMERGENCY else "📋 新投诉")
@@ -56,7 +97,7 @@ def assignment_card(c: Complaint, tz: tzinfo, *, resident_name: str | None, revi
     lines = [f"<b>{head} {c.number}</b>【{urgency.label}】" + (f" ⚠️{'、'.join(flags)}" if flags else ""),
              f"类别:{q(category_label(c.category))}",
              f"位置:{q(c.location.describe())}",
-             f"内容:{q(short(c.text, 600))}"]
+             f"内容:{staff_text(c.text, 600)}"]
     if c.anonymous:
         lines.append("业主:匿名")
     else:
@@ -80,7 +121,8 @@ def staff_keyboard(c: Complaint) -> InlineKeyboardMarkup:
     else:
         rows.append([b("📞 联系业主", "contact")])
     rows.append([b("🔀 转派", "transfer"), b("⬆️ 上报", "escalate")])
-    rows.append([b("🏁 处理完成", "resolve"), b("🚫 非物业职责", "external")])
+    rows.append([b("⏳ 延期", "delay"), b("🏁 处理完成", "resolve")])
+    rows.append([b("🚫 非物业职责", "external")])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -97,11 +139,11 @@ def escalation_notice(c: Complaint, tz: tzinfo, *, reason: str, level: int, assi
     lines = [f"<b>⚠️ 服务上移({who})</b> {c.number}【{Urgency(c.urgency).label}】",
              f"原因:{ESCALATION_REASONS.get(reason, q(reason))}"]
     if note and reason == "manual":
-        lines.append(f"说明:{q(short(note, 300))}")
+        lines.append(f"说明:{staff_text(note, 300)}")
     lines += [f"类别:{q(category_label(c.category))} · 状态:{c.status.label}",
               f"处理人:{q(assignee or '待分派')}",
               f"处理时限:{_when(c.resolve_by, tz)}",
-              f"内容:{q(short(c.text, 300))}"]
+              f"内容:{staff_text(c.text, 300)}"]
     return "\n".join(lines)
 
 
