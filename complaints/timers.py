@@ -56,6 +56,17 @@ def second_resolve_deadline(policy: DeadlinePolicy, complaint: Complaint) -> dat
     return policy.add_working_time(complaint.resolve_by, day)
 
 
+def resolve_window_start(complaint: Complaint) -> datetime:
+    """When the current resolve window opened: registration, a delay, or a 复核's fresh deadline.
+    A reminder at 75 % of the window counts from here, not from registration (else a review
+    accepted days later would be "reminded" at once)."""
+    for event in reversed(complaint.history):
+        if event.kind is EventKind.DELAYED or (
+                event.kind is EventKind.ASSIGNED and "resolve_by" in event.data):
+            return event.at
+    return complaint.created_at
+
+
 def plan(complaint: Complaint, events: list[ComplaintEvent], policy: DeadlinePolicy) -> list[TimerSpec]:
     """The timers the new ``events`` call for."""
     specs: list[TimerSpec] = []
@@ -77,9 +88,7 @@ def plan(complaint: Complaint, events: list[ComplaintEvent], policy: DeadlinePol
 
     if complaint.is_open and kinds & {EventKind.ACCEPTED, EventKind.DELAYED, EventKind.SUBMITTED}:
         deadline = complaint.resolve_by
-        remind = policy.remind_at(complaint.created_at, deadline, REMIND_FRACTION, urgency=urgency)
-        if EventKind.DELAYED in kinds and last is not None:
-            remind = policy.remind_at(last.at, deadline, REMIND_FRACTION, urgency=urgency)
+        remind = policy.remind_at(resolve_window_start(complaint), deadline, REMIND_FRACTION, urgency=urgency)
         specs.append(TimerSpec(TimerKind.RESOLVE_REMIND, remind, _key(TimerKind.RESOLVE_REMIND, complaint, deadline),
                                {"deadline": stamp(deadline)}))
         specs.append(TimerSpec(TimerKind.RESOLVE_DUE, deadline, _key(TimerKind.RESOLVE_DUE, complaint, deadline),

@@ -132,12 +132,20 @@ class Notifications:
         await self._send_attachments(uow, chat[0], c, key, e.at)
         card = sv.assignment_card(c, self.policy.tz, resident_name=resident_name, review=c.status is Status.REVIEW)
         await self._send(uow, chat[0], message_payload(card, sv.staff_keyboard(c)), key, e.at)
-        if e.data.get("reason") == "accept_overdue":
-            missed = next((ev for ev in reversed(c.history[:-1])
+        reason = e.data.get("reason")
+        if reason in ("accept_overdue", "unreachable"):
+            # The holder before this assignment: the event just before this one that named someone.
+            here = next((i for i in range(len(c.history) - 1, -1, -1) if c.history[i] is e), len(c.history))
+            missed = next((ev for ev in reversed(c.history[:here])
                            if ev.kind in (EventKind.ASSIGNED, EventKind.TRANSFERRED)), None)
             before = await self._staff_chat(uow, missed.data.get("staff_id")) if missed else None
-            text = (f"⚠️ 投诉 {c.number}【{Urgency(c.urgency).label}】超时未接单"
-                    f"{'(原处理人:' + q(before[1]) + ')' if before else ''},已自动转派给 {q(chat[1])}。")
+            was = f"(原处理人:{q(before[1])})" if before else ""
+            if reason == "accept_overdue":
+                text = (f"⚠️ 投诉 {c.number}【{Urgency(c.urgency).label}】超时未接单{was},"
+                        f"已自动转派给 {q(chat[1])}。")
+            else:
+                text = (f"⚠️ 投诉 {c.number}【{Urgency(c.urgency).label}】原处理人无法通过 Telegram 联系"
+                        f"(未启动机器人或已屏蔽){was},已自动转派给 {q(chat[1])}。")
             for supervisor in await self._role_chats(uow, 1):
                 await self._send(uow, supervisor, message_payload(text, sv.supervisor_keyboard(c)), key + ":sup", e.at)
 
@@ -174,7 +182,7 @@ class Notifications:
         chat = await self._staff_chat(uow, c.assignee_id)
         if chat is None:
             return
-        text = f"📎 业主为投诉 {c.number} 补充了信息" + (f":{q(short(e.note, 500))}" if e.note else "。")
+        text = f"📎 业主为投诉 {c.number} 补充了信息" + (f":{sv.staff_text(e.note, 500)}" if e.note else "。")
         await self._send(uow, chat[0], message_payload(text), key, e.at)
         added = int(e.data.get("attachments", 0))
         for i, attachment in enumerate(c.attachments[-added:] if added else []):
@@ -195,9 +203,12 @@ class DailySummaryHook:
         session = uow.session  # type: ignore[attr-defined]
         summary = await daily_summary(session, now)
         policy = self.notifications.policy
-        text = render_daily(summary, policy.tz, max_items=30)
+        # Every overdue complaint is listed: a long summary goes out as several messages.
+        parts = sv.split_message(render_daily(summary, policy.tz))
         day = policy.to_local(now).date().isoformat()
         managers = [s for s in await uow.staff.list(active_only=True, role=Role.MANAGER)]
         for manager in managers:
-            await uow.outbox.add(manager.telegram_id, message_payload(text), at=now,
-                                 dedup_key=f"daily:{day}:{manager.telegram_id}")
+            for i, part in enumerate(parts):
+                suffix = f":{i}" if i else ""
+                await uow.outbox.add(manager.telegram_id, message_payload(part), at=now,
+                                     dedup_key=f"daily:{day}{suffix}:{manager.telegram_id}")

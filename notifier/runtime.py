@@ -16,7 +16,10 @@ from collections.abc import Awaitable, Callable
 from aiogram import Bot
 
 from bot.container import App
+from complaints.model import ROLE_LABELS, Role
+from complaints.people import Staff
 from notifier.outbox import OutboxWorker
+from notifier.ratelimit import RateLimits
 
 logger = logging.getLogger(__name__)
 
@@ -34,22 +37,49 @@ def _daily_time(value: str) -> tuple[int, int]:
 class Background:
     def __init__(self, app: App, bot: Bot, *, timer_interval: float = 15.0,
                  calendar_interval: float = 600.0, outbox_idle: float = 1.0,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, limits: RateLimits | None = None) -> None:
         self.app = app
         self.bot = bot
         self.timer_interval = timer_interval
         self.calendar_interval = calendar_interval
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.outbox = OutboxWorker(app.sessions, bot, app.clock, worker_id=self.worker_id,
-                                   on_unreachable=self._unreachable, idle_interval=outbox_idle)
+                                   on_unreachable=self._unreachable, idle_interval=outbox_idle,
+                                   limits=limits or RateLimits())
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _unreachable(self, chat_id: int) -> None:
+        """Telegram refused a message (403): if it was a staff member, move their work and tell
+        the supervisors, so nobody waits on a person the bot cannot reach."""
+        staff = await self.app.roster.staff_by_telegram(chat_id)
+        was_reachable = staff is not None and staff.reachable
         moved = await self.app.complaints.staff_unreachable(chat_id)
         if moved:
             logger.warning("staff %s unreachable; moved %s", chat_id, ", ".join(moved))
+        if staff is not None and was_reachable:
+            await self._tell_supervisors_unreachable(staff, moved)
         self.outbox.notify()
+
+    async def _tell_supervisors_unreachable(self, staff: Staff, moved: list[str]) -> None:
+        from dialogs.texts import q
+        from notifier.events import message_payload
+
+        name, role, tid = staff.name, staff.role, staff.telegram_id
+        work = f"其名下 {len(moved)} 件投诉已自动转派:{'、'.join(moved)}。" if moved else "其名下暂无需转派的投诉。"
+        text = (f"⚠️ 员工 {q(name)}({ROLE_LABELS[Role(role)]})无法通过 Telegram 联系"
+                f"(尚未启动机器人或已屏蔽)。{work}\n请提醒其打开机器人并发送 /start。")
+        now = self.app.clock()
+        async with self.app.uow() as uow:
+            people = [s for s in await uow.staff.list(active_only=True, role=Role.SUPERVISOR) if s.reachable]
+            if not people:
+                people = [s for s in await uow.staff.list(active_only=True, role=Role.MANAGER) if s.reachable]
+            for person in people:
+                if person.telegram_id == tid:
+                    continue
+                await uow.outbox.add(person.telegram_id, message_payload(text), at=now,
+                                     dedup_key=f"unreachable:{tid}:{now:%Y%m%d%H%M}:{person.telegram_id}")
+            await uow.commit()
 
     async def start(self) -> None:
         self._stop.clear()
