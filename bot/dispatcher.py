@@ -16,7 +16,7 @@ from bot.container import App
 from bot.middlewares import RetryRequests, TakeOnceMiddleware, UserLockMiddleware
 from bot.settings import Settings
 from dialogs import follow_up, residents, staff
-from dialogs.middlewares import FloodControlMiddleware, PerUserSerialMiddleware, on_error
+from dialogs.middlewares import FloodControlMiddleware, PerUserIsolation, on_error
 from storage.fsm import SqlFSMStorage
 from storage.locks import UpdateLedger, UserLocks
 
@@ -50,12 +50,13 @@ async def load_classifier(settings: Settings) -> Any:
 
 
 def build_dispatcher(app: App, classifier: Any) -> Dispatcher:
-    dp = Dispatcher(storage=SqlFSMStorage(app.sessions, app.clock), app=app, classifier=classifier)
+    # One user's updates one at a time (FIFO), taken before aiogram reads the FSM state.
+    dp = Dispatcher(storage=SqlFSMStorage(app.sessions, app.clock), events_isolation=PerUserIsolation(),
+                    app=app, classifier=classifier)
     locks = UserLocks(app.engine)
-    # Order matters: take each update once, then one at a time per user in this process (FIFO),
+    # Order matters: (inside the per-user lock above) take each update once,
     # then across processes (PostgreSQL advisory lock), then flood control.
     dp.update.outer_middleware(TakeOnceMiddleware(UpdateLedger(app.sessions, app.clock)))
-    dp.update.outer_middleware(PerUserSerialMiddleware())
     dp.update.outer_middleware(UserLockMiddleware(locks))
     dp.message.outer_middleware(FloodControlMiddleware())
     dp.shutdown.register(locks.close)

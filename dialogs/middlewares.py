@@ -6,11 +6,13 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import ErrorEvent, Message, TelegramObject, Update
+from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
+from aiogram.types import ErrorEvent, Message, TelegramObject
 
 from dialogs import texts
 
@@ -19,40 +21,39 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
-def _user_id(event: TelegramObject) -> int | None:
-    if isinstance(event, Update):
-        inner = event.message or event.callback_query or event.edited_message
-        user = getattr(inner, "from_user", None)
-        return user.id if user else None
-    user = getattr(event, "from_user", None)
-    return user.id if user else None
+class PerUserIsolation(BaseEventIsolation):
+    """Updates of one user are handled one after another, in order (an album, fast typing, taps).
 
-
-class PerUserSerialMiddleware(BaseMiddleware):
-    """Updates of one user are handled one after another, in order (an album, fast taps).
-
-    asyncio.Lock wakes waiters first-in first-out, and polling creates the update tasks in
-    update order, so the order is kept. Locks of idle users are dropped.
+    This is the dispatcher's ``events_isolation``: aiogram takes the lock in its FSM middleware
+    *before* reading the state, so a message that arrives while the previous one is still being
+    handled sees the state that one left (a middleware further in would see a stale state, and
+    "5栋3单元801" typed quickly would start a new complaint instead of answering the question).
+    It is also the first await of an update, and asyncio.Lock wakes waiters first-in first-out,
+    so updates keep the order polling created them in. Locks of idle users are dropped.
     """
 
     def __init__(self) -> None:
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._waiting: dict[int, int] = defaultdict(int)
+        self._locks: dict[Hashable, asyncio.Lock] = {}
+        self._waiting: dict[Hashable, int] = defaultdict(int)
 
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        user_id = _user_id(event)
-        if user_id is None:
-            return await handler(event, data)
-        lock = self._locks.setdefault(user_id, asyncio.Lock())
-        self._waiting[user_id] += 1
+    @asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
+        # Per person in a chat: the bot, chat and user, not the thread or destiny.
+        who = (key.bot_id, key.chat_id, key.user_id)
+        lock = self._locks.setdefault(who, asyncio.Lock())
+        self._waiting[who] += 1
         try:
             async with lock:
-                return await handler(event, data)
+                yield
         finally:
-            self._waiting[user_id] -= 1
-            if self._waiting[user_id] == 0:
-                del self._waiting[user_id]
-                self._locks.pop(user_id, None)
+            self._waiting[who] -= 1
+            if self._waiting[who] == 0:
+                del self._waiting[who]
+                self._locks.pop(who, None)
+
+    async def close(self) -> None:
+        self._locks.clear()
+        self._waiting.clear()
 
 
 class FloodControlMiddleware(BaseMiddleware):
