@@ -6,11 +6,13 @@ act on it, so a copied or forged button gets the domain's polite refusal, never 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import date, datetime, time
 from typing import Any
 
 from aiogram import F, Router
+from aiogram.exceptions import TelegramForbiddenError
 from aiogram.filters import Command, CommandObject, CommandStart, Filter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -281,7 +283,9 @@ async def _refresh_buttons(message: Message, complaint: Complaint, staff: Staff)
     old = message.reply_markup.model_dump(exclude_none=True) if message.reply_markup else None
     new = markup.model_dump(exclude_none=True) if markup else None
     if old != new:  # Telegram refuses an edit that changes nothing (400 "message is not modified")
-        await message.edit_reply_markup(reply_markup=markup)
+        # Cosmetic: if the person blocked the bot meanwhile, the outbox deals with that, not this.
+        with contextlib.suppress(TelegramForbiddenError):
+            await message.edit_reply_markup(reply_markup=markup)
 
 
 async def _offer_people(query: CallbackQuery, app: App, number: str, category: str) -> None:

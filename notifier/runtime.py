@@ -24,6 +24,16 @@ from notifier.ratelimit import RateLimits
 logger = logging.getLogger(__name__)
 
 
+# Loggers that print SQL parameters (residents' phones among them) at DEBUG/INFO: a debug log
+# level for the bot must not turn the log into a copy of personal data.
+SQL_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool")
+
+
+def quiet_sql_logs() -> None:
+    for name in SQL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _daily_time(value: str) -> tuple[int, int]:
     try:
         hour, minute = (int(x) for x in value.split(":"))
@@ -57,18 +67,19 @@ class Background:
         moved = await self.app.complaints.staff_unreachable(chat_id)
         if moved:
             logger.warning("staff %s unreachable; moved %s", chat_id, ", ".join(moved))
-        if staff is not None and was_reachable:
-            await self._tell_supervisors_unreachable(staff, moved)
+        if staff is not None and was_reachable and not moved:
+            # Moved work already told the supervisors (same transaction, per complaint); otherwise
+            # they still need to know this person cannot be reached.
+            await self._tell_supervisors_unreachable(staff)
         self.outbox.notify()
 
-    async def _tell_supervisors_unreachable(self, staff: Staff, moved: list[str]) -> None:
+    async def _tell_supervisors_unreachable(self, staff: Staff) -> None:
         from dialogs.texts import q
         from notifier.events import message_payload
 
         name, role, tid = staff.name, staff.role, staff.telegram_id
-        work = f"其名下 {len(moved)} 件投诉已自动转派:{'、'.join(moved)}。" if moved else "其名下暂无需转派的投诉。"
         text = (f"⚠️ 员工 {q(name)}({ROLE_LABELS[Role(role)]})无法通过 Telegram 联系"
-                f"(尚未启动机器人或已屏蔽)。{work}\n请提醒其打开机器人并发送 /start。")
+                "(尚未启动机器人或已屏蔽),暂时不会给其分派投诉。请提醒其打开机器人并发送 /start。")
         now = self.app.clock()
         async with self.app.uow() as uow:
             people = [s for s in await uow.staff.list(active_only=True, role=Role.SUPERVISOR) if s.reachable]
@@ -82,6 +93,7 @@ class Background:
             await uow.commit()
 
     async def start(self) -> None:
+        quiet_sql_logs()
         self._stop.clear()
         await self.app.complaints.schedule_daily_summary(_daily_time(self.app.settings.daily_summary_time))
         self._tasks = [
