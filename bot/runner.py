@@ -1,4 +1,5 @@
-"""`wuye run`: start the bot by long polling (default) or as a webhook server."""
+"""`wuye run`: start the bot by long polling (default) or as a webhook server; without BOT_TOKEN,
+the local sandbox (:mod:`sandbox`): the whole bot in a browser against the Bot API emulator."""
 
 from __future__ import annotations
 
@@ -17,9 +18,18 @@ def run_command(*, webhook: bool = False, demo: bool = False) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.bot_token is None:
-        print("wuye: 未设置 BOT_TOKEN。请设置环境变量 BOT_TOKEN=<从 @BotFather 获得的令牌> 后再运行;"
-              "如使用自建 Bot API 服务器,另设 TELEGRAM_API_URL。", file=sys.stderr)
-        return 2
+        if webhook:
+            print("wuye: --webhook 需要 BOT_TOKEN。请设置环境变量 BOT_TOKEN=<从 @BotFather 获得的令牌> 后再运行。",
+                  file=sys.stderr)
+            return 2
+        # No token: the embedded default is the local sandbox (the bot in a browser, no Telegram).
+        logger.info("未设置 BOT_TOKEN,启动本地沙盒。如需连接 Telegram,请设置环境变量 "
+                    "BOT_TOKEN=<从 @BotFather 获得的令牌> 后再运行;如使用自建 Bot API 服务器,另设 TELEGRAM_API_URL。")
+        from sandbox.runtime import run_sandbox
+
+        return run_sandbox(settings, demo=demo)
+    if demo:
+        logger.warning("--demo 只用于本地沙盒(未设置 BOT_TOKEN 时),已忽略。")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings, webhook=webhook))
     return 0
