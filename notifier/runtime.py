@@ -12,14 +12,18 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiogram import Bot
+from sqlalchemy import and_, update
 
 from bot.container import App
 from complaints.model import ROLE_LABELS, Role
 from complaints.people import Staff
+from complaints.timers import TimerKind
 from notifier.outbox import OutboxWorker
 from notifier.ratelimit import RateLimits
+from storage.tables import TimerRow
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +99,25 @@ class Background:
     async def start(self) -> None:
         quiet_sql_logs()
         self._stop.clear()
-        await self.app.complaints.schedule_daily_summary(_daily_time(self.app.settings.daily_summary_time))
+        await self.plan_daily_summary()
         self._tasks = [
             asyncio.create_task(self.outbox.run(self._stop), name="outbox"),
             asyncio.create_task(self._every(self.timer_interval, self.fire_timers), name="timers"),
             asyncio.create_task(self._every(self.calendar_interval, self.app.reload_calendar), name="calendar"),
         ]
+
+    async def plan_daily_summary(self) -> datetime:
+        """The next summary at the configured time. A changed WUYE_DAILY_SUMMARY_TIME also moves a
+        summary planned under the old one: each summary plans the next from its own time of day,
+        so otherwise the old time would stay for ever (and a plan for another day would send two)."""
+        due = await self.app.complaints.schedule_daily_summary(_daily_time(self.app.settings.daily_summary_time))
+        key = f"{TimerKind.DAILY_SUMMARY}:{due:%Y-%m-%d}"
+        now = self.app.clock()
+        pending = and_(TimerRow.kind == str(TimerKind.DAILY_SUMMARY), TimerRow.done_at.is_(None))
+        async with self.app.sessions() as session, session.begin():
+            await session.execute(update(TimerRow).where(pending, TimerRow.dedup_key == key).values(due_at=due))
+            await session.execute(update(TimerRow).where(pending, TimerRow.dedup_key != key).values(done_at=now))
+        return due
 
     async def fire_timers(self) -> int:
         fired = await self.app.complaints.fire_due_timers()

@@ -263,3 +263,23 @@ async def test_angry_resident_and_staff_attitude_reach_the_supervisor_at_once(de
     card = await boss.wait_for(lambda m: rude in m.text and "新投诉" in m.text)
     assert "服务态度" in card.text
     assert (await desk.app.complaints.get(rude)).assignee_id == (await desk.app.roster.staff_by_telegram(601)).id
+
+
+async def test_escalate_button_and_supervisor_takes_over(desk) -> None:
+    _, worker = await desk.staff(501, "王师傅", "maintenance")
+    boss_member, boss = await desk.staff(601, "赵主任", "supervisor")
+    owner = await resident(desk, 1011, "冯二")
+    number = await file(desk, owner)
+    card = await worker.wait_for(lambda m: number in m.text)
+    await worker.press(card, "✅ 接单")
+    await worker.press(card, "⬆️ 上报")
+    await worker.wait_for(lambda m: "上报" in m.text and "原因" in m.text)
+    await worker.send_text("需要更换整套控制板,超出班组权限")
+    await worker.wait_for(lambda m: "已上报客服主任" in m.text)
+    notice = await boss.wait_for(lambda m: number in m.text and "服务上移" in m.text)
+    assert "处理人员上报" in notice.text and "超出班组权限" in notice.text
+    await boss.press(notice, "🙋 我来处理")
+    complaint = await desk.app.complaints.get(number)
+    assert complaint.assignee_id == boss_member.id and complaint.status is Status.IN_PROGRESS
+    # Internal notes never reach the resident.
+    assert not [m for m in owner.bot_messages if "超出班组权限" in m.text or "上报" in m.text]

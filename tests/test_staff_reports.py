@@ -82,3 +82,20 @@ async def test_monthly_statistics_as_message_chart_and_excel(desk, clock) -> Non
     cells = [str(c.value) for row in workbook.active.iter_rows() for c in row if c.value is not None]
     assert "顾客投诉分类统计表" in cells[0] and "设施维修" in cells and "环境卫生" in cells
     assert all(PHONE not in c for c in cells)
+
+
+async def test_summary_time_is_configurable_and_a_change_moves_the_plan(desk, clock) -> None:
+    _, manager = await desk.staff(701, "钱经理", "manager")
+    desk.app.settings.daily_summary_time = "07:30"  # an administrator changed it and restarted
+    due = await desk.background.plan_daily_summary()
+    assert due == datetime(2026, 11, 26, 7, 30, tzinfo=SHANGHAI)
+    async with desk.app.uow() as uow:
+        planned = [t for t in await uow.timers.pending() if t.kind == TimerKind.DAILY_SUMMARY]
+    assert [t.due_at for t in planned] == [due]
+
+    clock.set(datetime(2026, 11, 26, 7, 30, tzinfo=SHANGHAI))
+    assert await desk.tick() == 1
+    await manager.wait_for(lambda m: "每日投诉逾期汇总" in m.text)
+    async with desk.app.uow() as uow:
+        planned = [t for t in await uow.timers.pending() if t.kind == TimerKind.DAILY_SUMMARY]
+    assert [t.due_at for t in planned] == [datetime(2026, 11, 27, 7, 30, tzinfo=SHANGHAI)]
