@@ -267,6 +267,10 @@ def run_sandbox(settings: Settings, *, demo: bool = False) -> int:
     if is_default:
         reset_sqlite(url)
     settings = settings.model_copy(update={"database_url": url})
+    if settings.log_level.upper() == "INFO":
+        # One line per handled update and Alembic's plugin list would bury the sandbox's address.
+        for name in ("aiogram.event", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         asyncio.run(_serve_forever(settings, demo=demo))
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from sandbox.runtime import SANDBOX_DATABASE_URL, Sandbox, reset_sqlite, sandbox
 from sandbox.server import make_web_app
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+ROOT = Path(__file__).resolve().parents[1]
 RESIDENT, WORKER, SUPERVISOR, MANAGER = 1001, 2001, 2005, 2006
 # Wednesday 2026-11-25 10:00 in Shanghai: working hours, far from holidays.
 WEDNESDAY_10AM = datetime(2026, 11, 25, 10, 0, tzinfo=SHANGHAI).timestamp()
@@ -298,3 +299,53 @@ async def test_demo_has_a_complaint_in_every_state(tmp_path: Path, classifier: o
         assert len(await again.app.roster.list_staff()) == 6  # type: ignore[union-attr]
     finally:
         await again.stop()
+
+
+async def test_wuye_run_without_token_serves_the_sandbox_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """The README's first command, as a real process: the page answers, Ctrl-C ends it cleanly, and
+    the database is the sandbox's own file under data/ (never a production DATABASE_URL from .env)."""
+    import os
+    import signal
+    import socket
+    import sys
+
+    import aiohttp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("WUYE_") and k not in ("BOT_TOKEN", "DATABASE_URL")}
+    env.update(WUYE_SANDBOX_PORT=str(port), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite+aiosqlite:///production.db\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output: list[str] = []
+    try:
+        async def started() -> str:
+            assert proc.stdout is not None
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                output.append(line)
+                if not line:
+                    raise AssertionError("wuye run exited:\n" + "".join(output))
+                if match := re.search(r"http://127\.0\.0\.1:\d+", line):
+                    return match.group(0)
+
+        url = await asyncio.wait_for(started(), 90)
+        assert url == f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session, session.get(url + "/api/state") as response:
+            state = await response.json()
+        assert len(state["chats"]) == 7
+        proc.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 30)
+        output.append(rest.decode())
+        assert proc.returncode == 0, "".join(output)
+        assert "沙盒已停止" in output[-1] and "Traceback" not in "".join(output)
+        assert "BOT_TOKEN" in "".join(output)  # says how to connect to Telegram instead
+        assert (tmp_path / "data" / "sandbox.db").exists() and not (tmp_path / "production.db").exists()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
