@@ -7,6 +7,7 @@ its own database on that server, so parallel runs and a developer's data never c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -120,9 +121,22 @@ class Desk:
     def user(self, user_id: int, first_name: str = "业主"):  # type: ignore[no-untyped-def]
         return self.emu.user(user_id, first_name=first_name)
 
-    def restart(self):  # type: ignore[no-untyped-def]
-        """Stop polling and start a new dispatcher on the same database (a process restart)."""
-        return run_polling(build_dispatcher(self.app, self.classifier), self.bot, self.emu)
+    dp = None  # the dispatcher polling now
+    polling = None  # its task
+
+    @contextlib.asynccontextmanager
+    async def restart(self):  # type: ignore[no-untyped-def]
+        """Stop polling and start a new dispatcher on the same database (a process restart).
+
+        ``async with desk.restart(): ...`` in a test: the new dispatcher polls until the block ends.
+        """
+        if self.dp is not None and self.polling is not None and not self.polling.done():
+            await self.dp.stop_polling()  # returns once the old polling loop has ended
+        self.dp = build_dispatcher(self.app, self.classifier)
+        # The bot's session is shared with the background runtime: polling must not close it.
+        async with run_polling(self.dp, self.bot, self.emu, close_bot_session=False) as task:
+            self.polling = task
+            yield task
 
     async def tick(self) -> int:
         """What the scheduler does every few seconds: fire due timers (the clock is the test's)."""
