@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import F, Router
+from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -39,7 +41,16 @@ MAX_PHOTOS = 5
 MAX_STORED_TEXT = 10_000
 LOW_CONFIDENCE = 0.5
 _PHONE = re.compile(r"^\+?(?:86)?[\s-]*(1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}|0\d{2,3}[\s-]?\d{7,8})$")
-_MEANINGFUL = re.compile(r"[\w\u4e00-\u9fff]")
+_MEANINGFUL = re.compile(r"[^\W_]")  # letters and digits of any script; not emoji or punctuation
+# Said to a help desk before the problem itself: answered, not filed as a complaint.
+_GREETING = re.compile(r"^(你好|您好|在吗|在不在|有人吗|hi|hello|哈喽|嗨|喂)[呀啊吗呢!!。.,,~～\s]*$", re.I)
+_THANKS = re.compile(r"^(谢谢|多谢|感谢|好的|好|ok|嗯|收到|知道了)[了你您啦呀啊!!。.,,~～\s]*$", re.I)
+ADD_INFO_IDLE = timedelta(minutes=30)  # after this, a new message is a new complaint again
+ALERT_LIMIT = 200  # Telegram's limit for a callback answer
+
+
+def _meaningful(text: str, minimum: int = 1) -> bool:
+    return len(_MEANINGFUL.findall(text)) >= minimum
 
 
 class Intake(StatesGroup):
@@ -54,9 +65,18 @@ class AddInfo(StatesGroup):
     collecting = State()
 
 
+_STEP_HINTS: dict[str, str] = {
+    Intake.text.state: texts.HINT_TEXT, Intake.location.state: texts.HINT_LOCATION,
+    Intake.contact.state: texts.HINT_CONTACT, Intake.confirm.state: texts.HINT_CONFIRM,
+    Intake.category.state: texts.HINT_CATEGORY, AddInfo.collecting.state: texts.HINT_ADD_INFO,
+}
+
+
 def make_router() -> Router:
     """A fresh router each time: a module-level router can be attached to one dispatcher only."""
     router = Router(name="residents")
+    # A resident talks to the bot privately; chatter in a group is nobody's complaint.
+    router.message.filter(F.chat.type == ChatType.PRIVATE)
 
     router.message.register(on_start, CommandStart())
     router.message.register(on_help, Command("help"))
@@ -73,7 +93,7 @@ def make_router() -> Router:
     router.message.register(on_add_info, AddInfo.collecting, F.text | F.photo | F.video)
     router.message.register(on_location_text, Intake.location, F.text)
     router.message.register(on_location_pin, Intake.location, F.location)
-    router.message.register(on_contact_shared, Intake.contact, F.contact)
+    router.message.register(on_contact_shared, StateFilter(Intake.contact, Intake.confirm), F.contact)
     router.message.register(on_contact_text, Intake.contact, F.text)
     router.message.register(on_media, F.photo | F.video)
     router.message.register(on_text_in_confirm, StateFilter(Intake.confirm, Intake.category), F.text)
@@ -153,16 +173,39 @@ async def on_unknown_command(message: Message) -> None:
 
 
 async def on_unsupported(message: Message, state: FSMContext) -> None:
-    await message.answer(texts.UNSUPPORTED)
+    """Stickers, voice, files, a pin or a contact out of place: say what we can take, keep the draft."""
+    if message.sticker:
+        answer = texts.UNSUPPORTED_STICKER
+    elif message.voice or message.audio or message.video_note:
+        answer = texts.UNSUPPORTED_VOICE
+    elif message.document:
+        answer = texts.UNSUPPORTED_FILE
+    elif message.location or message.venue:
+        answer = texts.UNSUPPORTED_LOCATION
+    elif message.contact:
+        answer = texts.UNSUPPORTED_CONTACT
+    else:
+        answer = texts.UNSUPPORTED
+    # In the middle of a complaint, remind the resident what we are waiting for.
+    hint = _STEP_HINTS.get(await state.get_state() or "", "")
+    await message.answer(f"{answer}\n{hint}" if hint else answer)
 
 
 # ---- intake -------------------------------------------------------------------------------------
 async def on_text(message: Message, state: FSMContext, app: App, classifier: Any) -> None:
     text = (message.text or "").strip()
-    if not _MEANINGFUL.search(text):
+    data = await state.get_data()
+    if not data.get("photos"):
+        # Small talk before the problem is described is answered, not filed.
+        if _GREETING.match(text):
+            await message.answer(texts.GREETING, reply_markup=kb.main_menu())
+            return
+        if _THANKS.match(text):
+            await message.answer(texts.YOU_ARE_WELCOME)
+            return
+    if not _meaningful(text, 2):
         await message.answer(texts.EMPTY_TEXT)
         return
-    data = await state.get_data()
     await _start_draft(message, state, app, classifier, text[:MAX_STORED_TEXT],
                        photos=list(data.get("photos", [])), emergency=bool(data.get("emergency")))
 
@@ -177,17 +220,24 @@ async def on_media(message: Message, state: FSMContext, app: App, classifier: An
             await state.update_data(warned_group=message.media_group_id or message.message_id)
             await message.answer(texts.TOO_MANY_PHOTOS)
         return
+    group = message.media_group_id
+    if current is None and group and data.get("submitted_group") == group:
+        # The rest of an album whose first photo already filed the complaint (an emergency
+        # with its location in the caption): the pictures belong to that complaint.
+        resident = await _resident(app, message)
+        await app.complaints.add_info(data["submitted_number"], by=resident.as_actor(),
+                                      attachments=[Attachment(**attachment)])
+        return
     photos.append(attachment)
     await state.update_data(photos=photos)
     caption = (message.caption or "").strip()
-    if caption and current in (None, Intake.text.state) and _MEANINGFUL.search(caption):
+    if caption and current in (None, Intake.text.state) and _meaningful(caption, 2):
         await _start_draft(message, state, app, classifier, caption[:MAX_STORED_TEXT], photos=photos,
-                           emergency=bool(data.get("emergency")))
+                           emergency=bool(data.get("emergency")), group=group)
         return
     if current is None:
         await state.set_state(Intake.text)
     # One answer per album, not one per picture.
-    group = message.media_group_id
     if group and data.get("last_group") == group:
         return
     await state.update_data(last_group=group)
@@ -205,7 +255,7 @@ def _attachment(message: Message) -> dict[str, Any]:
 
 
 async def _start_draft(message: Message, state: FSMContext, app: App, classifier: Any, text: str, *,
-                       photos: list[dict[str, Any]], emergency: bool) -> None:
+                       photos: list[dict[str, Any]], emergency: bool, group: str | None = None) -> None:
     result = classifier.classify(text)
     resident = await _resident(app, message)
     urgency = Urgency.EMERGENCY if emergency else Urgency(result.urgency)
@@ -215,6 +265,7 @@ async def _start_draft(message: Message, state: FSMContext, app: App, classifier
         "secondary": list(result.secondary), "urgency": str(urgency), "emotion": result.emotion,
         "confidence": float(result.confidence), "location": location,
         "location_label": _location_label(location), "anonymous": False, "phone": None,
+        "last_group": group,  # the rest of this album joins the draft without more answers
     }
     phone = result.phone or resident.phone
     if phone:
@@ -278,7 +329,9 @@ async def on_location_pin(message: Message, state: FSMContext, app: App) -> None
 async def on_contact_shared(message: Message, state: FSMContext, app: App) -> None:
     contact = message.contact
     assert contact is not None and message.from_user is not None
-    if contact.user_id is not None and contact.user_id != message.from_user.id:
+    # Only the resident's own number (the request_contact button sends it with their user_id);
+    # a card from the address book has another user_id, or none at all.
+    if contact.user_id != message.from_user.id:
         await message.answer(texts.CONTACT_NOT_OWN, reply_markup=kb.contact_keyboard())
         return
     phone = re.sub(r"\D", "", contact.phone_number)
@@ -315,11 +368,16 @@ async def _remember_contact(message: Message, state: FSMContext, app: App, *, ph
 
 
 async def on_text_in_confirm(message: Message, state: FSMContext, app: App, classifier: Any) -> None:
-    """More words while the card is shown: add them to the description and show the card again."""
+    """More words while the card is shown: add them to the description and show the card again.
+
+    A phone number on its own replaces the contact (the way to stop being anonymous)."""
     text = (message.text or "").strip()
     draft = await state.get_data()
-    if not _MEANINGFUL.search(text):
+    if not _meaningful(text):
         await _show_card(message, state, draft)
+        return
+    if _normalise_phone(text) is not None:
+        await _remember_contact(message, state, app, phone=_normalise_phone(text))
         return
     draft["text"] = (draft.get("text", "") + "\n" + text)[:MAX_STORED_TEXT]
     await state.set_data(draft)
@@ -336,7 +394,10 @@ async def on_draft_button(query: CallbackQuery, callback_data: DraftAction, stat
         return
     action = callback_data.action
     if action == "area" and await state.get_state() == Intake.location.state:
-        area = callback_data.value[:64]
+        area = callback_data.value
+        if area not in texts.PUBLIC_AREAS:  # only the areas we offered; forged text never shows
+            await query.answer(texts.STALE_BUTTON, show_alert=True)
+            return
         location = {"building": None, "unit": None, "room": None, "area": area, "text": None}
         draft.update(location=location, location_label=area)
         await state.set_data(draft)
@@ -350,9 +411,11 @@ async def on_draft_button(query: CallbackQuery, callback_data: DraftAction, stat
         await message.edit_reply_markup(reply_markup=None)
         await _advance(message, state, app, draft)
     elif action == "submit" and await state.get_state() == Intake.confirm.state:
-        await query.answer("正在提交…")
-        await message.edit_reply_markup(reply_markup=None)
+        # Register first: if that fails the card keeps its buttons and the error handler answers
+        # the press. A second tap waits for this one (per-user lock) and finds the draft gone.
         await _submit(message, state, app, draft)
+        await query.answer("已提交")
+        await message.edit_reply_markup(reply_markup=None)
     elif action == "category" and await state.get_state() == Intake.confirm.state:
         await state.set_state(Intake.category)
         await query.answer()
@@ -389,6 +452,9 @@ async def _submit(message: Message, state: FSMContext, app: App, draft: dict[str
     )
     complaint = await app.complaints.submit(new, by=resident.as_actor())
     await state.clear()
+    if draft.get("last_group"):
+        # Photos of the same album still on their way go to this complaint (see on_media).
+        await state.set_data({"submitted_group": draft["last_group"], "submitted_number": complaint.number})
     await message.answer(texts.submitted(complaint, app.policy.tz, app.settings.hotline), reply_markup=kb.main_menu())
 
 
@@ -404,12 +470,16 @@ async def on_my(message: Message, state: FSMContext, app: App) -> None:
 async def on_complaint_button(query: CallbackQuery, callback_data: ComplaintAction, state: FSMContext,
                               app: App) -> None:
     message = query.message
+    if not isinstance(message, Message):  # too old for Telegram to show us
+        await query.answer(texts.STALE_BUTTON, show_alert=True)
+        return
     resident = await _resident(app, query)
     try:
         complaint = await app.complaints.get(callback_data.number)
     except DomainError:
         complaint = None
-    if complaint is None or complaint.resident_id != resident.id or not isinstance(message, Message):
+    if complaint is None or complaint.resident_id != resident.id:
+        # Someone else's complaint, a staff member's button or made-up data: nothing of theirs.
         await query.answer(texts.NOT_YOURS, show_alert=True)
         return
     action = callback_data.action
@@ -420,11 +490,12 @@ async def on_complaint_button(query: CallbackQuery, callback_data: ComplaintActi
                              reply_markup=kb.details_keyboard(complaint.number, is_open=complaint.is_open))
     elif action == "add" and complaint.is_open:
         await state.set_state(AddInfo.collecting)
-        await state.set_data({"number": complaint.number})
+        await state.set_data({"number": complaint.number, "since": app.clock().isoformat()})
         await query.answer()
         await message.answer(texts.ADD_INFO_START, reply_markup=kb.add_info_keyboard(complaint.number))
     elif action == "add_done":
-        await state.clear()
+        if (await state.get_data()).get("number") == complaint.number:
+            await state.clear()
         await query.answer(texts.ADD_INFO_DONE)
         await message.edit_reply_markup(reply_markup=None)
     elif action == "withdraw" and complaint.is_open:
@@ -435,7 +506,7 @@ async def on_complaint_button(query: CallbackQuery, callback_data: ComplaintActi
         try:
             await app.complaints.act(complaint.number, "withdraw", by=actor)
         except DomainError as exc:
-            await query.answer(str(exc), show_alert=True)
+            await query.answer(str(exc)[:ALERT_LIMIT], show_alert=True)
             return
         await query.answer()
         await message.edit_text(texts.WITHDRAWN.format(number=complaint.number))
@@ -444,23 +515,35 @@ async def on_complaint_button(query: CallbackQuery, callback_data: ComplaintActi
                            else texts.STALE_BUTTON, show_alert=True)
 
 
-async def on_add_info(message: Message, state: FSMContext, app: App) -> None:
+async def on_add_info(message: Message, state: FSMContext, app: App, classifier: Any) -> None:
     data = await state.get_data()
-    number = data.get("number")
-    resident = await _resident(app, message)
-    text = (message.text or message.caption or "").strip() or None
-    attachments = [Attachment(**_attachment(message))] if (message.photo or message.video) else None
-    if text and text.startswith("/"):
+    number = data.get("number") or ""
+    since = data.get("since")
+    if since is None or app.clock() - datetime.fromisoformat(since) > ADD_INFO_IDLE:
+        # The resident never pressed 完成 and has come back later: this is a new matter.
         await state.clear()
-        await message.answer(texts.UNKNOWN_COMMAND)
+        if message.text:
+            await on_text(message, state, app, classifier)
+        else:
+            await on_media(message, state, app, classifier)
+        return
+    resident = await _resident(app, message)
+    text = (message.text or message.caption or "").strip()[:MAX_STORED_TEXT] or None
+    attachments = [Attachment(**_attachment(message))] if (message.photo or message.video) else None
+    if text is not None and attachments is None and not _meaningful(text):
+        await message.answer(texts.ADD_INFO_START, reply_markup=kb.add_info_keyboard(number))
         return
     try:
-        await app.complaints.add_info(number or "", by=resident.as_actor(), text=text, attachments=attachments)
+        await app.complaints.add_info(number, by=resident.as_actor(), text=text, attachments=attachments)
     except DomainError as exc:
         await state.clear()
         await message.answer(texts.q(str(exc)))
         return
-    await message.answer(texts.ADD_INFO_SAVED.format(number=number), reply_markup=kb.add_info_keyboard(number or ""))
+    group = message.media_group_id
+    await state.update_data(since=app.clock().isoformat(), last_group=group)
+    if group and data.get("last_group") == group:
+        return  # one answer per album
+    await message.answer(texts.ADD_INFO_SAVED.format(number=number), reply_markup=kb.add_info_keyboard(number))
 
 
 async def on_stale_button(query: CallbackQuery) -> None:

@@ -50,8 +50,22 @@ ASK_TEXT = "请用文字描述您遇到的问题(发生了什么、在哪里),�
 ASK_TEXT_FOR_PHOTOS = "照片已收到。请再用一句话描述一下问题,以便我们尽快安排处理。"
 EMPTY_TEXT = "抱歉,没有看懂您的描述。请用文字简单说明遇到的问题,例如:“3栋2单元楼道灯坏了”。"
 UNSUPPORTED = "抱歉,目前只能处理文字和照片。请用文字描述您的问题,或使用下方菜单。"
+UNSUPPORTED_STICKER = "收到您的表情。如需投诉或报修,请用文字描述遇到的问题。"
+UNSUPPORTED_VOICE = "抱歉,暂时听不了语音。请用文字描述您的问题,我们马上登记。"
+UNSUPPORTED_FILE = "抱歉,暂不接收文件。图片请直接以照片形式发送,问题请用文字描述。"
+UNSUPPORTED_LOCATION = "已收到定位。请先用文字描述遇到的问题,我们会再询问具体位置。"
+UNSUPPORTED_CONTACT = "已收到名片。如需投诉,请先用文字描述问题;联系方式我们会在登记时询问。"
+GREETING = "您好!请直接用文字描述您遇到的问题(可附照片),我们会马上登记处理。"
+YOU_ARE_WELCOME = "不客气!如有其他问题,随时直接发送文字描述即可。"
+# What the dialog is waiting for, added to an answer to input it cannot use.
+HINT_TEXT = "请用一句话描述问题。"
+HINT_LOCATION = "请告诉我们问题发生的位置(楼栋单元房号,或点选公共区域)。"
+HINT_CONTACT = "请点「📱 分享手机号」、输入手机号,或选择「🙈 匿名投诉」。"
+HINT_CONFIRM = "请点投诉卡片上的「✅ 提交」或「❌ 取消」。"
+HINT_CATEGORY = "请在上方选择问题类别。"
+HINT_ADD_INFO = "请发送要补充的文字或照片,完毕点「完成」。"
 UNKNOWN_COMMAND = "抱歉,没有这个命令。可用命令:/start 主菜单,/my 我的投诉,/help 帮助,/cancel 取消。"
-TOO_FAST = "您发送得有点快,请稍等片刻再继续。您之前的信息我们都已收到。"
+TOO_FAST = "您发送得太快了,请稍等十秒再继续。在此之后的几条消息未能处理,如有需要请稍后重新发送。"
 STALE_BUTTON = "这个按钮已失效,请重新操作。"
 NOT_YOURS = "抱歉,您无权查看或操作这条投诉。"
 SYSTEM_BUSY = "抱歉,系统繁忙,请稍后再试。您已提交的信息不会丢失。"
@@ -63,8 +77,8 @@ PHOTO_ADDED = "已收到照片({n}/5)。"
 ASK_LOCATION = ("请告诉我们问题发生的位置:\n"
                 "• 直接输入楼栋、单元、房号,例如 <code>5栋3单元801</code>;\n"
                 "• 或点选下方的公共区域。")
-ASK_LOCATION_EMERGENCY = ("请立即告诉我们位置(楼栋单元房号或公共区域),我们马上派人处理。\n"
-                          "如有人员被困或受伤,请同时拨打热线 {hotline}。")
+ASK_LOCATION_EMERGENCY = ("🚨 紧急情况,请立即告诉我们位置(楼栋单元房号或点选公共区域),我们马上派人处理。\n"
+                          "如有人员被困或受伤,请同时拨打 24 小时热线 {hotline}。")
 LOCATION_NOT_UNDERSTOOD = "没能识别位置,已按您的原话记录:{text}"
 ASK_CONTACT = ("请留下联系方式,方便处理人员与您联系:\n"
                "• 点「📱 分享手机号」,或直接输入手机号;\n"
@@ -78,8 +92,9 @@ CONTACT_DESK = ("☎️ 物业服务中心\n24 小时服务热线:{hotline}\n"
                 "工作时间(周一至周五 9:00–18:00)可到服务中心前台面谈。\n"
                 "也可以直接在这里发送文字描述问题,我们会登记并尽快处理。")
 
-EMPATHY = ("您好,我们理解您的感受,非常抱歉给您带来这样的困扰。"
-           "您反映的问题我们会优先处理,客服主任也会第一时间关注。")
+# In the words of the procedures for 情绪激动 residents: calm first, then the supervisor takes it on.
+EMPATHY = ("您先别着急,我们理解您的心情,非常抱歉给您带来这样的困扰。"
+           "登记后我们会立即上报客服主任,尽快安排主任与您沟通,共同设法妥善处理。")
 
 EMERGENCY_START = ("🚨 紧急求助\n请直接描述紧急情况和位置,我们会立即派人处理。\n"
                    "如有人员被困、受伤或火情,请立即拨打热线 {hotline}(必要时拨打 119/110/120)。")
@@ -87,7 +102,7 @@ EMERGENCY_START = ("🚨 紧急求助\n请直接描述紧急情况和位置,我�
 
 def confirm_card(draft: dict, *, low_confidence: bool) -> str:
     location = draft.get("location_label") or "未提供"
-    contact = "匿名" if draft.get("anonymous") else q(draft.get("phone_masked") or "未提供")
+    contact = "匿名(如需留电话,直接发送手机号)" if draft.get("anonymous") else q(draft.get("phone_masked") or "未提供")
     urgency = Urgency(draft.get("urgency", "general")).label
     photos = len(draft.get("photos", []))
     lines = ["<b>请确认您的投诉</b>",
@@ -106,7 +121,9 @@ def confirm_card(draft: dict, *, low_confidence: bool) -> str:
 def submitted(c: Complaint, tz: tzinfo, hotline: str) -> str:
     lines = [f"✅ 已登记,投诉编号:<b>{c.number}</b>"]
     if c.urgency is Urgency.EMERGENCY:
-        lines.append(f"这是紧急情况,我们已通知值班人员立即赶往现场。如有危险请先确保安全,并拨打热线 {q(hotline)}。")
+        lines.append(f"这是紧急情况,我们已通知值班人员立即赶往现场。如有危险请先确保安全,并拨打 24 小时热线 {q(hotline)}。")
+    if c.is_angry:
+        lines.append("客服主任已收到通知,会尽快与您沟通。")
     lines.append(f"我们将在 {local_text(c.accept_by, tz)} 前联系您,预计 {local_text(c.resolve_by, tz)} 前处理完毕。")
     if c.anonymous:
         lines.append("您选择了匿名投诉,处理结果可在「我的投诉」中查看。")
@@ -140,11 +157,18 @@ def details(c: Complaint, tz: tzinfo, events: list[ComplaintEvent]) -> str:
     if c.resolution and c.status in (Status.RESOLVED, Status.CLOSED):
         lines.append(f"处理结果:{q(short(c.resolution))}")
     lines.append("\n<b>处理进度</b>")
+    if len(events) > MAX_TIMELINE:
+        # A message holds 4096 characters: the first step and the latest ones are what matter.
+        lines.append(f"• {_when(events[0].at, tz)} {events[0].label}")
+        lines.append(f"…(省略 {len(events) - MAX_TIMELINE} 条记录)")
+        events = events[-(MAX_TIMELINE - 1):]
     for e in events:
         note = f":{q(short(e.note, 80))}" if e.note and e.kind.value in _PUBLIC_NOTES else ""
         lines.append(f"• {_when(e.at, tz)} {e.label}{note}")
     return "\n".join(lines)
 
+
+MAX_TIMELINE = 20
 
 # Notes residents may read in the timeline: their own words, delays' reasons, results, referrals.
 _PUBLIC_NOTES = {"info_added", "delayed", "resolved", "external", "withdrawn", "follow_up"}
