@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -263,6 +264,11 @@ class Sandbox:
 
 # ---- `wuye run` without BOT_TOKEN -----------------------------------------------------------------
 def run_sandbox(settings: Settings, *, demo: bool = False) -> int:
+    try:
+        _check_port(settings.sandbox_host, settings.sandbox_port)
+    except SandboxError as exc:
+        print(f"wuye: {exc}", flush=True)
+        return 1
     url, is_default = sandbox_database_url()
     if is_default:
         reset_sqlite(url)
@@ -280,6 +286,22 @@ def run_sandbox(settings: Settings, *, demo: bool = False) -> int:
         return 1
     print("沙盒已停止。", flush=True)
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Say at once that the port is taken, not after the bot has spent seconds starting."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise SandboxError(f"无法解析沙盒地址 {host}:{exc}。请检查 WUYE_SANDBOX_HOST。") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise SandboxError(f"无法在 {host}:{port} 上启动沙盒网页({exc.strerror or exc})。"
+                               f"端口可能已被占用:请设置 WUYE_SANDBOX_PORT=<其他端口> 后重试。") from exc
 
 
 async def _serve_forever(settings: Settings, *, demo: bool) -> None:

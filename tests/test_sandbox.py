@@ -63,6 +63,25 @@ def test_reset_removes_the_sqlite_file_and_its_journals(tmp_path: Path) -> None:
     reset_sqlite("sqlite+aiosqlite:///:memory:")  # nothing to remove, no error
 
 
+def test_a_port_in_use_is_reported_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from sandbox.runtime import run_sandbox
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sandbox.db").write_text("kept")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = Settings(bot_token=None, sandbox_port=port, _env_file=None)
+        assert run_sandbox(settings) == 1
+    assert "WUYE_SANDBOX_PORT" in capsys.readouterr().out
+    assert (tmp_path / "data" / "sandbox.db").read_text() == "kept"  # nothing was reset
+
+
 def test_run_without_token_and_with_webhook_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     from bot.runner import run_command
