@@ -128,7 +128,8 @@ def submitted(c: Complaint, tz: tzinfo, hotline: str) -> str:
     if c.anonymous:
         lines.append("您选择了匿名投诉,处理结果可在「我的投诉」中查看。")
     else:
-        lines.append("处理进展会在这里通知您,您也可以随时在「我的投诉」中查看。")
+        lines.append("接下来:工作人员接单后会与您联系并处理,进展会在这里通知您;完成后请您评价。"
+                     "也可随时在「我的投诉」中查看或补充。")
     return "\n".join(lines)
 
 

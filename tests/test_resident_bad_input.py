@@ -116,6 +116,13 @@ async def test_longest_message_with_html_is_escaped_and_kept_whole(desk) -> None
     await user.press(listing, c.number)
     details = await user.wait_for(lambda m: f"投诉 {c.number}" in m.text)
     assert "<script>" in details.text
+    # A long history still fits one message: the timeline keeps the first and the latest steps.
+    resident = await desk.app.roster.resident_for_telegram(user.id)
+    for i in range(40):
+        await desk.app.complaints.add_info(c.number, by=resident.as_actor(), text=f"补充{i} " + "<&>" * 60)
+    await user.press(listing, c.number)
+    details = await user.wait_for(lambda m: f"投诉 {c.number}" in m.text and "省略" in m.text)
+    assert "补充39" in details.text and "登记受理" in details.text
 
 
 async def test_a_text_longer_than_telegram_allows_is_kept_and_answered_briefly(desk) -> None:
