@@ -61,7 +61,7 @@ async def test_tasks_sorted_by_deadline_and_role_commands(desk) -> None:
     emergency = await file(desk, owner, "电梯困人了", urgency="emergency")
     important = await file(desk, owner, "车库顶渗水好几次了", urgency="important")
     await worker.send_command("tasks")
-    tasks = await worker.wait_for(lambda m: "我的待办" in m.text)
+    tasks = await worker.wait_for(lambda m: "我的待办" in m.text, timeout=10)
     order = [tasks.text.index(n) for n in (emergency, general, important)]
     assert order == sorted(order), tasks.text
     assert PHONE not in tasks.text

@@ -69,11 +69,12 @@ async def test_monthly_statistics_as_message_chart_and_excel(desk, clock) -> Non
     await manager.send_command("stats", "2026-13")
     await manager.wait_for(lambda m: "YYYY-MM" in m.text)
     await manager.send_command("stats", "2026-11")
-    table = await manager.wait_for(lambda m: "顾客投诉分类统计表" in m.text)
+    # Drawing the chart and the workbook takes a while on a busy machine: generous timeouts.
+    table = await manager.wait_for(lambda m: "顾客投诉分类统计表" in m.text, timeout=20)
     assert "设施维修" in table.text and "环境卫生" in table.text
-    chart = await manager.wait_for(lambda m: m.photo)
+    chart = await manager.wait_for(lambda m: m.photo, timeout=20)
     assert "统计图" in (chart.caption or "")
-    sheet = await manager.wait_for(lambda m: m.document)
+    sheet = await manager.wait_for(lambda m: m.document, timeout=20)
     assert sheet.document["file_name"].endswith("2026-11.xlsx")
 
     png = desk.emu.files[chart.photo[-1]["file_id"]].data
