@@ -13,7 +13,7 @@ from aiogram.enums import ParseMode
 from aiogram.types import BotCommand
 
 from bot.container import App
-from bot.middlewares import RetryRequests, TakeOnceMiddleware, UserLockMiddleware
+from bot.middlewares import CrossProcessIsolation, RetryRequests, TakeOnceMiddleware
 from bot.settings import Settings
 from dialogs import follow_up, residents, staff
 from dialogs.middlewares import FloodControlMiddleware, PerUserIsolation, on_error
@@ -50,14 +50,14 @@ async def load_classifier(settings: Settings) -> Any:
 
 
 def build_dispatcher(app: App, classifier: Any) -> Dispatcher:
-    # One user's updates one at a time (FIFO), taken before aiogram reads the FSM state.
-    dp = Dispatcher(storage=SqlFSMStorage(app.sessions, app.clock), events_isolation=PerUserIsolation(),
-                    app=app, classifier=classifier)
+    # One user's updates one at a time: in order within this process, and across processes
+    # (PostgreSQL advisory lock); aiogram takes this before it reads the FSM state.
     locks = UserLocks(app.engine)
-    # Order matters: (inside the per-user lock above) take each update once,
-    # then across processes (PostgreSQL advisory lock), then flood control.
+    dp = Dispatcher(storage=SqlFSMStorage(app.sessions, app.clock),
+                    events_isolation=CrossProcessIsolation(PerUserIsolation(), locks),
+                    app=app, classifier=classifier)
+    # Then: take each update once (a redelivery is ignored), then flood control.
     dp.update.outer_middleware(TakeOnceMiddleware(UpdateLedger(app.sessions, app.clock)))
-    dp.update.outer_middleware(UserLockMiddleware(locks))
     dp.message.outer_middleware(FloodControlMiddleware())
     dp.shutdown.register(locks.close)
     dp.errors.register(on_error)

@@ -8,13 +8,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
@@ -24,12 +26,6 @@ from storage.locks import UpdateLedger, UserLocks
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
-
-
-def _user_id(update: Update) -> int | None:
-    event = update.event if update.event_type != "update" else None
-    user = getattr(event, "from_user", None)
-    return user.id if user else None
 
 
 class TakeOnceMiddleware(BaseMiddleware):
@@ -49,19 +45,27 @@ class TakeOnceMiddleware(BaseMiddleware):
         return result
 
 
-class UserLockMiddleware(BaseMiddleware):
-    """Outer update middleware: hold the user's cross-process lock while the update runs."""
+class CrossProcessIsolation(BaseEventIsolation):
+    """The dispatcher's events isolation: this process's per-user lock, then the user's PostgreSQL
+    advisory lock. aiogram takes it before it reads the FSM state, so whichever process gets a
+    resident's next update sees the state the previous update left."""
 
-    def __init__(self, locks: UserLocks) -> None:
+    def __init__(self, local: BaseEventIsolation, locks: UserLocks) -> None:
+        self.local = local
         self.locks = locks
 
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Update)
-        user_id = _user_id(event)
-        if user_id is None or not self.locks.enabled:
-            return await handler(event, data)
-        async with self.locks.hold(user_id):
-            return await handler(event, data)
+    @contextlib.asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
+        async with self.local.lock(key):
+            if not self.locks.enabled:
+                yield
+                return
+            async with self.locks.hold(key.user_id):
+                yield
+
+    async def close(self) -> None:
+        await self.local.close()
+        await self.locks.close()
 
 
 class RetryRequests(BaseRequestMiddleware):
