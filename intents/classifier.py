@@ -187,12 +187,34 @@ def cn_number(s: str) -> str:
 
 
 _LOC_HINT_RE = re.compile(r"[楼栋幢座单元室房号]|\d-\d")
+# English addresses: "building 6 unit 1", "Bldg 12, room 302".
+_EN_LOC_RE = re.compile(
+    r"\b(?:building|bldg|block)\.?\s*(?P<b>\d{1,3}|[a-z]\b)"
+    r"(?:[\s,]*unit\s*(?P<u>\d{1,2}))?(?:[\s,]*(?:room|rm|apt)\.?\s*(?P<r>\d{3,4}))?",
+    re.IGNORECASE,
+)
 
 
-def extract_location(text: str, areas: tuple[str, ...], not_areas: tuple[str, ...] = ()) -> Location | None:
+def extract_location(
+    text: str,
+    areas: tuple[str, ...],
+    not_areas: tuple[str, ...] = (),
+    aliases: dict[str, str] | None = None,
+) -> Location | None:
+    loc = _extract_location(text, areas, not_areas)
+    if loc is not None and aliases and loc.area in aliases:
+        return Location(loc.building, loc.unit, loc.room, aliases[loc.area])
+    return loc
+
+
+def _extract_location(text: str, areas: tuple[str, ...], not_areas: tuple[str, ...]) -> Location | None:
     building = unit = room = area = None
     if _LOC_HINT_RE.search(text) is None:
-        m = None
+        me = _EN_LOC_RE.search(text)
+        if me:
+            loc = _area_only(text, areas, not_areas)
+            b = me.group("b")
+            return Location(b.upper(), me.group("u"), me.group("r"), loc.area if loc else None)
         return _area_only(text, areas, not_areas)
     m = _DASH_RE.search(text)
     if m:
@@ -245,7 +267,21 @@ def _area_only(text: str, areas: tuple[str, ...], not_areas: tuple[str, ...]) ->
     return Location(area=area) if area else None
 
 
+_CN_PHONE_DIGITS = str.maketrans("零〇一幺二两三四五六七八九", "0011223456789")
+_CN_PHONE_RE = re.compile(r"[零〇一幺二两三四五六七八九]{11}")
+
+
 def extract_phone(text: str) -> str | None:
+    phone = _extract_phone(text)
+    if phone is None:
+        # A number spoken into a voice keyboard: "一三八零零一三八零零零".
+        m = _CN_PHONE_RE.search(text)
+        if m:
+            phone = _extract_phone(m.group(0).translate(_CN_PHONE_DIGITS))
+    return phone
+
+
+def _extract_phone(text: str) -> str | None:
     m = _MOBILE_RE.search(text)
     ml = _LANDLINE_RE.search(text)
     if m and (not ml or m.start() <= ml.start()):
@@ -456,18 +492,23 @@ class Classifier:
             secondary=secondary,
             urgency=urgency,
             emotion="angry" if angry else "calm",
-            location=extract_location(norm, rules.areas, rules.not_areas),
+            location=extract_location(norm, rules.areas, rules.not_areas, rules.area_aliases),
             phone=extract_phone(norm),
             keywords=keywords[:12],
             confidence=confidence,
         )
 
     def _urgency(self, low: str) -> tuple[int, list[str]]:
-        """Highest level whose cues appear (index into URGENCY_LEVELS) and the matched cue texts."""
+        """Highest level whose cues appear (index into URGENCY_LEVELS) and the matched cue texts.
+
+        A rule's ``unless`` cue cancels a match only when it stands in the same clause(s) as the
+        match: "电梯坏了，上次也坏过" is still an emergency, "上次电梯坏了" is not. A cue may span
+        clauses ("暖气不热 冰凉冰凉的 老人冻得直哆嗦"); then all the clauses it touches count.
+        """
         levels = self._levels
         level = 0
         words: list[str] = []
-        clauses = [c for c in _CLAUSE_RE.split(low) if c.strip()] if low else []
+        bounds: list[tuple[int, int]] | None = None
         for rule in self.rules.urgency:
             lv = levels[rule.level]
             if rule.unless is None:
@@ -478,11 +519,14 @@ class Classifier:
                     words.append(m.group(0))
                     level = max(level, lv)
                 continue
-            if level >= lv or not rule.pattern.search(low):
-                continue  # cheap whole-text check first; clauses only when the cue is there
-            for clause in clauses:
-                m = rule.pattern.search(clause)
-                if m and not (rule.unless and rule.unless.search(clause)):
+            if level >= lv:
+                continue
+            for m in rule.pattern.finditer(low):
+                if bounds is None:
+                    bounds = [(b.start(), b.end()) for b in _CLAUSE_RE.finditer(low)]
+                start = max((e for _, e in bounds if e <= m.start()), default=0)
+                end = min((b for b, _ in bounds if b >= m.end()), default=len(low))
+                if not rule.unless.search(low[start:end]):
                     words.append(m.group(0))
                     level = max(level, lv)
                     break

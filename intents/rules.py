@@ -77,6 +77,8 @@ class Rules:
     emotion: tuple[EmotionCue, ...]
     areas: tuple[str, ...]
     not_areas: tuple[str, ...] = field(default_factory=tuple)
+    # Other ways of writing an area → its name in ``areas`` ("小区门口" → "小区大门").
+    area_aliases: dict[str, str] = field(default_factory=dict)
 
 
 def default_rules_path() -> Path:
@@ -330,6 +332,14 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         lt.get("not_areas", []), "location.not_areas", loc.line_of("[location]", "not_areas")
     )
 
+    al_line = loc.line_of("[location]", "aliases")
+    aliases_raw = need_table(lt.get("aliases", {}), "location.aliases", al_line)
+    area_aliases: dict[str, str] = {}
+    for written, canonical in aliases_raw.items():
+        if not isinstance(canonical, str) or canonical not in areas:
+            raise loc.error(al_line, f"location.aliases 的 {written!r} 必须指向 areas 里的一个区域名")
+        area_aliases[written] = canonical
+
     known_top = {"settings", "categories", "userdict", "context", "urgency", "emotion", "location", "schema"}
     for key in data:
         if key not in known_top:
@@ -350,6 +360,7 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         angry_threshold=threshold,
         emotion=tuple(cues),
         # Longest first so 中心花园 wins over 花园 and 地下车库 over 车库.
-        areas=tuple(sorted(set(areas), key=len, reverse=True)),
+        areas=tuple(sorted(set(areas) | set(area_aliases), key=len, reverse=True)),
         not_areas=tuple(not_areas),
+        area_aliases=area_aliases,
     )
