@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiogram import Bot
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 
 from bot.container import App
 from complaints.clock import ManualClock
@@ -81,6 +81,15 @@ async def queue(app: App, *items: tuple[int, dict[str, Any]]) -> None:
     async with app.sessions() as session, session.begin():
         for chat_id, payload in items:
             await enqueue(session, chat_id, payload, at=app.clock())
+
+
+async def bulk_queue(app: App, items: list[tuple[int, dict[str, Any]]]) -> None:
+    """Many rows in one executemany (one INSERT per row is what makes big tests slow)."""
+    now = app.clock()
+    async with app.sessions() as session, session.begin():
+        await session.execute(insert(OutboxRow), [
+            {"chat_id": chat, "method": "sendMessage", "payload": payload, "status": "pending",
+             "attempts": 0, "not_before": now, "created_at": now} for chat, payload in items])
 
 
 async def rows(app: App) -> list[OutboxRow]:
@@ -380,7 +389,7 @@ async def test_run_loop_wakes_on_notify(app: App, bot_emulator: BotAPIEmulator, 
 async def test_one_chat_gets_at_most_one_message_per_second(app: App, bot_emulator: BotAPIEmulator, bot: Bot,
                                                             clocks: Clocks) -> None:
     await started(bot_emulator, 1)
-    await queue(app, *[(1, message(f"m{i}")) for i in range(100)])
+    await bulk_queue(app, [(1, message(f"m{i}")) for i in range(100)])
     await drain(make_worker(app, bot, clocks), clocks, app, step=1.0)
 
     calls = sends(bot_emulator)
@@ -395,7 +404,7 @@ async def test_many_chats_never_exceed_30_per_second(app: App, bot_emulator: Bot
     chats = list(range(1, 1001))
     for chat in chats:
         bot_emulator.user(chat, started=True)  # as if each had pressed START (1,000 updates spared)
-    await queue(app, *[(chat, message(f"n{chat}")) for chat in chats])
+    await bulk_queue(app, [(chat, message(f"n{chat}")) for chat in chats])
     await drain(make_worker(app, bot, clocks), clocks, app, step=1.0)
 
     times = sorted(c.time for c in sends(bot_emulator))
