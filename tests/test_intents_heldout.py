@@ -1,12 +1,18 @@
-"""The issue's targets, measured on the held-out set (tests/data/complaints_test.jsonl).
+"""The issue's targets, measured on both held-out sets.
 
-That file was written and committed before any classifier code existed and is not used for
-tuning; tests/data/complaints_dev.jsonl is the tuning set. See intents/README.md.
+* ``complaints_test.jsonl`` (148) — written before any classifier code by the author of the rules.
+* ``complaints_blind.jsonl`` (220) — written by another author who never saw the rules.
+
+Neither is used for tuning (only aggregate scores are ever looked at); the dev sets
+``complaints_dev*.jsonl`` are. See intents/README.md. A target still missed on a set is an
+xfail with the measured number (strict, so it turns into a failure once the target is met and
+the marker must be removed); targets are never lowered.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,50 +22,70 @@ from intents import Classifier
 from intents.cli import evaluate
 
 DATA = Path(__file__).resolve().parent / "data"
+HELD_OUT = ("complaints_test.jsonl", "complaints_blind.jsonl")
+DEV = ("complaints_dev.jsonl", "complaints_dev2.jsonl", "complaints_dev3.jsonl")
 
 
 def _load(name: str) -> list[dict[str, Any]]:
     return [json.loads(x) for x in (DATA / name).read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-@pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
-    return evaluate(Classifier.load(), _load("complaints_test.jsonl"))
+_reports: dict[str, dict[str, Any]] = {}
 
 
-def test_heldout_set_is_big_enough_and_well_formed() -> None:
-    recs = _load("complaints_test.jsonl")
-    assert len(recs) >= 100
-    dev = _load("complaints_dev.jsonl")
-    assert len(dev) >= 400
-    assert not {r["text"] for r in recs} & {r["text"] for r in dev}, (
-        "held-out texts must not be in the dev set"
-    )
-    for r in recs + dev:
-        assert set(r) >= {"text", "category", "urgency", "angry", "location", "phone"}
-        assert r["location"] is None or list(r["location"]) == ["building", "unit", "room", "area"]
+def _report(name: str) -> dict[str, Any]:
+    if name not in _reports:
+        _reports[name] = evaluate(Classifier.load(), _load(name))
+    return _reports[name]
 
 
-def test_category_accuracy(report: dict[str, Any]) -> None:
-    assert report["category_accuracy"] >= 0.92
+def test_sets_are_big_enough_well_formed_and_disjoint() -> None:
+    held = {name: _load(name) for name in HELD_OUT}
+    dev = {name: _load(name) for name in DEV}
+    assert len(held["complaints_test.jsonl"]) >= 100
+    assert len(held["complaints_blind.jsonl"]) >= 200
+    assert len(dev["complaints_dev.jsonl"]) >= 400
+    dev_texts = {r["text"] for recs in dev.values() for r in recs}
+    for name, recs in held.items():
+        # Only a count in the message: a failing run must not print held-out texts.
+        shared = len({r["text"] for r in recs} & dev_texts)
+        assert shared == 0, f"{shared} held-out texts of {name} are also in a dev set"
+    for recs in [*held.values(), *dev.values()]:
+        for r in recs:
+            assert set(r) >= {"text", "category", "urgency", "angry", "location", "phone"}
+            assert r["location"] is None or list(r["location"]) == ["building", "unit", "room", "area"]
 
 
-def test_emergency_precision(report: dict[str, Any]) -> None:
-    assert report["urgency"]["emergency"][0] >= 0.80
+Metric = Callable[[dict[str, Any]], float]
+TARGETS: dict[str, tuple[Metric, float]] = {
+    "category_accuracy": (lambda r: r["category_accuracy"], 0.92),
+    "emergency_recall": (lambda r: r["urgency"]["emergency"][1], 0.95),
+    "emergency_precision": (lambda r: r["urgency"]["emergency"][0], 0.80),
+    "angry_f1": (lambda r: r["emotion"]["angry"][2], 0.80),
+    "location_exact": (lambda r: r["location_exact"], 0.90),
+}
+
+# Measured misses (set, metric) → reason. Remove an entry when the target is met (strict xfail).
+MISSES: dict[tuple[str, str], str] = {
+    ("complaints_test.jsonl", "emergency_recall"): "test emergency recall is 17/18 = 0.944 < 0.95",
+    ("complaints_blind.jsonl", "category_accuracy"): "blind category accuracy is 0.900 < 0.92",
+    ("complaints_blind.jsonl", "emergency_recall"): "blind emergency recall is 26/32 = 0.812 < 0.95",
+}
 
 
-@pytest.mark.xfail(
-    reason="held-out emergency recall is 17/18 = 0.944 < 0.95: 黄水/不敢喝 (unusable water) is not a rules cue; "
-    "deliberately not added from the held-out set — add such cues from new dev data",
-    strict=False,
-)
-def test_emergency_recall(report: dict[str, Any]) -> None:
-    assert report["urgency"]["emergency"][1] >= 0.95
+def _cases() -> list[Any]:
+    cases = []
+    for name in HELD_OUT:
+        for metric in TARGETS:
+            reason = MISSES.get((name, metric))
+            marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+            cases.append(
+                pytest.param(name, metric, marks=marks, id=f"{name.split('_')[1].split('.')[0]}-{metric}")
+            )
+    return cases
 
 
-def test_angry_f1(report: dict[str, Any]) -> None:
-    assert report["emotion"]["angry"][2] >= 0.80
-
-
-def test_location_exact_match(report: dict[str, Any]) -> None:
-    assert report["location_exact"] >= 0.90
+@pytest.mark.parametrize(("name", "metric"), _cases())
+def test_target(name: str, metric: str) -> None:
+    get, target = TARGETS[metric]
+    assert get(_report(name)) >= target
