@@ -70,7 +70,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import SendDocument, SendMediaGroup, SendMessage, SendPhoto, TelegramMethod
+from aiogram.methods import SendDocument, SendMediaGroup, SendMessage, SendPhoto, SendVideo, TelegramMethod
 from aiogram.types import (
     BufferedInputFile,
     ForceReply,
@@ -168,6 +168,8 @@ def method_for(payload: dict[str, Any]) -> str:
         return "sendDocument"
     if "photo" in payload:
         return "sendPhoto"
+    if "video" in payload:
+        return "sendVideo"
     if "text" in payload:
         return "sendMessage"
     raise ValueError(f"can't tell the method of payload with keys {sorted(payload)}")
@@ -204,6 +206,9 @@ def build_method(chat_id: int, method: str, payload: dict[str, Any]) -> Telegram
                            reply_markup=_parse_markup(payload.get("reply_markup")), **extra)
     if method == "sendPhoto":
         return SendPhoto(chat_id=chat_id, photo=payload["photo"], caption=payload.get("caption"),
+                         parse_mode=parse_mode, reply_markup=_parse_markup(payload.get("reply_markup")))
+    if method == "sendVideo":
+        return SendVideo(chat_id=chat_id, video=payload["video"], caption=payload.get("caption"),
                          parse_mode=parse_mode, reply_markup=_parse_markup(payload.get("reply_markup")))
     if method == "sendDocument":
         if "document_b64" in payload:
@@ -471,6 +476,9 @@ class OutboxWorker:
         except TelegramMigrateToChat as exc:
             return Outcome("migrated", f"migrated: {exc.message}", migrate_to=exc.migrate_to_chat_id)
         except (TelegramBadRequest, TelegramNotFound, TelegramConflictError, TelegramEntityTooLarge) as exc:
+            if isinstance(exc, TelegramBadRequest) and "chat not found" in exc.message.lower():
+                # A wrong or deleted account: nobody will ever read it, like a 403.
+                return Outcome(UNREACHABLE, f"400: {exc.message}")
             # The request itself is wrong: sending it again can't help.
             logger.error("outbox %s: %s rejected for chat %s: %s", row.id, row.method, row.chat_id, exc.message)
             return Outcome(FAILED, f"{type(exc).__name__}: {exc.message}")

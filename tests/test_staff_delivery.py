@@ -179,8 +179,6 @@ async def test_photos_reach_the_assignee_before_the_card(desk) -> None:
     assert len(album.params["media"]) == 2
 
 
-@pytest.mark.xfail(reason="notifier/outbox.py build_method has no sendVideo yet: the row fails as "
-                          "'unsupported outbox method' (the card itself still arrives)", strict=False)
 async def test_a_single_video_reaches_the_assignee(desk) -> None:
     from complaints.model import Attachment
 
