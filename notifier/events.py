@@ -87,6 +87,8 @@ class Notifications:
         if kind in (EventKind.ASSIGNED, EventKind.TRANSFERRED):
             await self._assignment(uow, c, e, key)
         elif kind is EventKind.ACCEPTED:
+            if self._accepted_before(c, seq):
+                return  # a hand-over inside the team is not news for the resident
             text = (f"您好,您的投诉 {c.number} 已由工作人员受理,正在处理中,"
                     f"预计 {local_text(c.resolve_by, tz)} 前处理完毕。")
             await self._send(uow, await self._resident_chat(uow, c), message_payload(text), key, e.at)
@@ -120,6 +122,16 @@ class Notifications:
                 await self._send(uow, chat[0], message_payload(f"业主已撤销投诉 {c.number},无需继续处理。"), key, e.at)
         elif kind is EventKind.INFO_ADDED:
             await self._info_added(uow, c, e, key)
+
+    @staticmethod
+    def _accepted_before(c: Complaint, seq: int) -> bool:
+        """Was the complaint already accepted since it was registered or last sent to 复核?"""
+        for earlier in reversed(c.history[:seq - 1]):
+            if earlier.kind is EventKind.REVIEW:
+                return False
+            if earlier.kind is EventKind.ACCEPTED:
+                return True
+        return False
 
     async def _assignment(self, uow: UnitOfWork, c: Complaint, e: ComplaintEvent, key: str) -> None:
         chat = await self._staff_chat(uow, e.data.get("staff_id"))
