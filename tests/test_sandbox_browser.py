@@ -29,6 +29,8 @@ async_api = pytest.importorskip(
     "playwright.async_api",
     reason="Playwright not installed: pip install playwright==1.65.2 (see requirements-dev.lock)")
 if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+    if os.environ.get("WUYE_REQUIRE_BROWSER"):  # .ci/run: a missing browser is a failure there
+        raise RuntimeError(f"Chromium not found at {CHROMIUM} although WUYE_REQUIRE_BROWSER is set")
     pytest.skip(f"Chromium not found at {CHROMIUM}: run scripts/ensure-browser (apt-get install chromium)",
                 allow_module_level=True)
 
