@@ -429,13 +429,19 @@ class Classifier:
         raw_level, urg_words = self._urgency(low)
         emergency = raw_level == len(URGENCY_LEVELS) - 1
         # Context rules first decide which keyword hits to drop, then scale and boost.
-        active = [
-            c
-            for c in rules.contexts
-            if not (emergency and c.urgency_cap is not None)
-            and all(p.search(low) for p in c.all_of)
-            and not any(p.search(low) for p in c.none_of)
-        ]
+        active = []
+        for c in rules.contexts:
+            if emergency and c.urgency_cap is not None:
+                continue
+            for p in c.all_of:
+                if p.search(low) is None:
+                    break
+            else:
+                for p in c.none_of:
+                    if p.search(low) is not None:
+                        break
+                else:
+                    active.append(c)
         dropped: set[str] = set()
         for c in active:
             dropped |= c.drop
@@ -514,6 +520,8 @@ class Classifier:
             if rule.unless is None:
                 # Without an "unless" the clause does not matter; the whole text also catches
                 # cues spread over two clauses ("押金交了一年了，还不退").
+                if level > lv:
+                    continue  # a higher level is already certain (rules list emergencies first)
                 m = rule.pattern.search(low)
                 if m:
                     words.append(m.group(0))
