@@ -355,6 +355,7 @@ class Complaint:
         secondary: tuple[str, ...] | list[str] = (),
         attachments: list[Attachment] | None = None,
         is_repeat: bool = False,
+        intake_key: str | None = None,
     ) -> Complaint:
         text = (text or "").strip()
         if not text:
@@ -379,7 +380,9 @@ class Complaint:
         )
         complaint._record(EventKind.SUBMITTED, by, at, None, Status.SUBMITTED,
                           data={"urgency": str(complaint.urgency), "category": category,
-                                "accept_by": accept_by.isoformat(), "resolve_by": resolve_by.isoformat()})
+                                "accept_by": accept_by.isoformat(), "resolve_by": resolve_by.isoformat(),
+                                # The dialog's draft token: the same draft submitted again is this one.
+                                **({"intake_key": intake_key} if intake_key else {})})
         return complaint
 
     # ---- queries ----------------------------------------------------------------------------

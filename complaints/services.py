@@ -77,6 +77,13 @@ class NewComplaint:
     anonymous: bool = False
     attachments: list[Attachment] = field(default_factory=list)
     resident_id: int | None = None
+    # The draft it comes from: a repeated submit (a second tap, an update handled again after a
+    # crash) returns the complaint already filed instead of filing it twice.
+    intake_key: str | None = None
+
+
+# How many of a resident's latest complaints are searched for a repeated submit.
+INTAKE_LOOKBACK = 5
 
 
 class ComplaintService:
@@ -103,6 +110,10 @@ class ComplaintService:
     async def submit(self, new: NewComplaint, *, by: Actor) -> Complaint:
         now = self.now()
         async with self.uow_factory() as uow:
+            if new.intake_key and new.resident_id is not None:
+                filed = await self._filed_intake(uow, new.resident_id, new.intake_key)
+                if filed is not None:
+                    return filed
             is_repeat = False
             if new.resident_id is not None:
                 is_repeat = await uow.complaints.count_recent(
@@ -117,7 +128,7 @@ class ComplaintService:
                 resolve_by=deadlines.resolve_by, by=by, resident_id=new.resident_id,
                 contact=new.contact, anonymous=new.anonymous, location=new.location,
                 emotion=new.emotion, secondary=tuple(new.secondary),
-                attachments=list(new.attachments), is_repeat=is_repeat,
+                attachments=list(new.attachments), is_repeat=is_repeat, intake_key=new.intake_key,
             )
             await self._route(uow, complaint, now)
             if complaint.is_angry:
@@ -127,6 +138,18 @@ class ComplaintService:
             await self.sink(uow, complaint)
             await uow.commit()
         return complaint
+
+    async def find_intake(self, resident_id: int, intake_key: str) -> Complaint | None:
+        """The complaint a draft was already filed as, if it was."""
+        async with self.uow_factory() as uow:
+            return await self._filed_intake(uow, resident_id, intake_key)
+
+    @staticmethod
+    async def _filed_intake(uow: UnitOfWork, resident_id: int, intake_key: str) -> Complaint | None:
+        for complaint in await uow.complaints.list(resident_id=resident_id, limit=INTAKE_LOOKBACK):
+            if complaint.history and complaint.history[0].data.get("intake_key") == intake_key:
+                return complaint
+        return None
 
     async def _route(self, uow: UnitOfWork, complaint: Complaint, now: datetime,
                      role: Role | None = None, exclude: Sequence[int] = (),

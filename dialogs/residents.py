@@ -7,6 +7,7 @@ restart in the middle of a dialog continues where the resident was.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -388,6 +390,10 @@ async def on_draft_button(query: CallbackQuery, callback_data: DraftAction, stat
                           classifier: Any) -> None:
     draft = await state.get_data()
     message = query.message
+    if (callback_data.action == "submit" and isinstance(message, Message)
+            and await state.get_state() != Intake.confirm.state
+            and await _answer_filed(query, message, app, callback_data.draft)):
+        return
     if draft.get("draft") != callback_data.draft or not isinstance(message, Message):
         # A card from an earlier, finished or cancelled complaint, or forged data.
         await query.answer(texts.STALE_BUTTON, show_alert=True)
@@ -439,6 +445,22 @@ async def on_draft_button(query: CallbackQuery, callback_data: DraftAction, stat
         await query.answer(texts.STALE_BUTTON, show_alert=True)
 
 
+async def _answer_filed(query: CallbackQuery, message: Message, app: App, draft_token: str) -> bool:
+    """提交 pressed again on a card already filed (the answer was lost when the bot restarted
+    mid-submit): tell the number again instead of "button expired". False if it was never filed."""
+    resident = await _resident(app, query)
+    complaint = await app.complaints.find_intake(resident.id, draft_token) if resident.id else None
+    if complaint is None:
+        return False
+    await query.answer("已提交")
+    if message.reply_markup is not None:
+        # A second press in flight may find the buttons already gone ("message is not modified").
+        with contextlib.suppress(TelegramBadRequest):
+            await message.edit_reply_markup(reply_markup=None)
+    await message.answer(texts.submitted(complaint, app.policy.tz, app.settings.hotline), reply_markup=kb.main_menu())
+    return True
+
+
 async def _submit(message: Message, state: FSMContext, app: App, draft: dict[str, Any]) -> None:
     resident = await app.roster.resident_for_telegram(message.chat.id)
     location = Location(**draft["location"]) if draft.get("location") else Location()
@@ -448,7 +470,7 @@ async def _submit(message: Message, state: FSMContext, app: App, draft: dict[str
         emotion=draft.get("emotion", "calm"), secondary=draft.get("secondary", []), location=location,
         contact=Contact(resident.name, draft.get("phone")), anonymous=anonymous,
         attachments=[Attachment(p["kind"], p["file_id"], p.get("caption")) for p in draft.get("photos", [])],
-        resident_id=resident.id,
+        resident_id=resident.id, intake_key=draft.get("draft"),
     )
     complaint = await app.complaints.submit(new, by=resident.as_actor())
     await state.clear()
