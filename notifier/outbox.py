@@ -50,7 +50,9 @@ import asyncio
 import base64
 import binascii
 import logging
+import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -260,6 +262,22 @@ async def enqueue(target: SqlOutbox | AsyncSession | Any, chat_id: int, payload:
 
 
 # ---------------------------------------------------------------------------------- the worker
+def _dead_local_worker(owner: str, me: str) -> bool:
+    """``owner`` (``host:pid``) is this worker's earlier life, or a process of this host that is gone."""
+    if owner == me:
+        return True  # we have claimed nothing yet: it was a previous process with our id
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 @dataclass
 class Claimed:
     id: int
@@ -326,8 +344,32 @@ class OutboxWorker:
         self._wake.set()
 
     # ---- the loop
+    async def release_dead_claims(self) -> int:
+        """Rows a killed process of this machine left in ``sending`` are due again now, instead of
+        when their claim expires (a minute of silence after every crash or ``kill -9``).
+
+        A claim is dead when it carries our own worker id (a previous life of this process, e.g.
+        pid 1 in a restarted container) or ``host:pid`` of this host whose process is gone.
+        Claims of other machines still wait for ``claimed_until``."""
+        o = OUTBOX.c
+        async with self.sessions() as session, session.begin():
+            owners = (await session.execute(
+                select(o.claimed_by).where(o.status == SENDING).distinct())).scalars().all()
+            dead = [owner for owner in owners if owner and _dead_local_worker(owner, self.worker_id)]
+            if not dead:
+                return 0
+            result = await session.execute(
+                update(OUTBOX).where(o.status == SENDING, o.claimed_by.in_(dead))
+                .values(status=PENDING, claimed_by=None, claimed_until=None))
+        logger.warning("outbox: %s row(s) claimed by dead worker(s) %s are due again", result.rowcount, dead)
+        return result.rowcount or 0
+
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
+        try:
+            await self.release_dead_claims()
+        except Exception:  # the database may be down at start-up: the claims expire anyway
+            logger.exception("outbox worker %s: could not release dead claims", self.worker_id)
         while not stop.is_set():
             try:
                 await self.run_once()
