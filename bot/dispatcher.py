@@ -15,7 +15,7 @@ from aiogram.types import BotCommand
 from bot.container import App
 from bot.middlewares import CrossProcessIsolation, RetryRequests, TakeOnceMiddleware
 from bot.settings import Settings
-from dialogs import follow_up, residents, staff
+from dialogs import follow_up, privacy, residents, staff
 from dialogs.middlewares import FloodControlMiddleware, PerUserIsolation, on_error
 from storage.fsm import SqlFSMStorage
 from storage.locks import UpdateLedger, UserLocks
@@ -25,6 +25,8 @@ RESIDENT_COMMANDS = [
     BotCommand(command="my", description="我的投诉"),
     BotCommand(command="help", description="帮助"),
     BotCommand(command="cancel", description="取消正在填写的投诉"),
+    BotCommand(command="mydata", description="导出我的个人信息"),
+    BotCommand(command="forget", description="删除我的个人信息"),
 ]
 
 
@@ -63,6 +65,7 @@ def build_dispatcher(app: App, classifier: Any) -> Dispatcher:
     dp.errors.register(on_error)
     dp.include_router(staff.make_router())
     dp.include_router(follow_up.make_router())
+    dp.include_router(privacy.make_router())  # before the residents' catch-all handlers
     dp.include_router(residents.make_router())
     return dp
 

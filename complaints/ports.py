@@ -32,6 +32,8 @@ class ComplaintRepository(Protocol):
 
     async def count_recent(self, resident_id: int, category: str, since: datetime) -> int: ...
 
+    async def erase_personal(self, complaint_id: int) -> None: ...
+
     async def next_sequence(self, day: date) -> int: ...
 
 
@@ -58,6 +60,8 @@ class ResidentRepository(Protocol):
 
     async def save(self, resident: Resident) -> None: ...
 
+    async def forget(self, resident: Resident, at: datetime) -> None: ...
+
 
 class CalendarRepository(Protocol):
     async def overrides(self) -> dict[date, Override]: ...
@@ -68,6 +72,8 @@ class CalendarRepository(Protocol):
 class Outbox(Protocol):
     async def add(self, chat_id: int, payload: dict[str, Any], *, at: datetime,
                   method: str = "sendMessage", dedup_key: str | None = None) -> None: ...
+
+    async def drop_chat(self, chat_id: int) -> int: ...
 
 
 class DueTimer(Protocol):

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from complaints.deadlines import DeadlinePolicy
 from complaints.model import (
@@ -23,6 +23,7 @@ from complaints.model import (
     Contact,
     DomainError,
     Emotion,
+    EventKind,
     Location,
     PermissionDenied,
     Role,
@@ -347,6 +348,44 @@ class ComplaintService:
 
         return await self._retrying(once)
 
+    # ---- personal data (个人信息保护法) ---------------------------------------------------------
+    async def export_resident_data(self, telegram_id: int) -> dict[str, Any] | None:
+        """Everything stored about a resident, as a JSON-ready document: the profile, each
+        complaint with its public history, attachments' file ids and 回访. None: nothing stored."""
+        async with self.uow_factory() as uow:
+            resident = await uow.residents.get_by_telegram_id(telegram_id)
+            if resident is None or resident.id is None:
+                return None
+            complaints = await uow.complaints.list(resident_id=resident.id)
+        return {
+            "exported_at": self.now().isoformat(),
+            "profile": {"telegram_id": resident.telegram_id, "name": resident.name, "phone": resident.phone,
+                        "prefers_anonymous": resident.prefers_anonymous,
+                        "created_at": _iso(resident.created_at)},
+            "complaints": [_export_complaint(c) for c in complaints],
+        }
+
+    async def forget_resident(self, telegram_id: int) -> int | None:
+        """Delete a resident's personal data: their complaints are anonymised (statistics keep
+        them), name, phone and the Telegram link are dropped, and so are their dialog state and
+        every message queued for them. Returns how many complaints were anonymised; None if we
+        hold nothing about this person."""
+        now = self.now()
+        async with self.uow_factory() as uow:
+            resident = await uow.residents.get_by_telegram_id(telegram_id)
+            if resident is None or resident.id is None:
+                return None
+            complaints = await uow.complaints.list(resident_id=resident.id)
+            for complaint in complaints:
+                complaint.anonymise(at=now)
+                complaint.pending_events.clear()  # nobody is told: there is no one to tell
+                await uow.complaints.add(complaint)
+                await uow.complaints.erase_personal(complaint.id)
+            await uow.outbox.drop_chat(telegram_id)
+            await uow.residents.forget(resident, now)
+            await uow.commit()
+        return len(complaints)
+
     # ---- helpers -------------------------------------------------------------------------------
     async def _retrying(self, once: Callable[[], Awaitable[T]]) -> T:
         """Run one unit of work, again on a fresh read if a concurrent writer got there first."""
@@ -491,6 +530,36 @@ class ComplaintService:
                                       at=now)
             await uow.commit()
         return due
+
+
+# History notes a resident may read (their own words, delay reasons, results, referrals).
+_PUBLIC_NOTES = frozenset({EventKind.INFO_ADDED, EventKind.DELAYED, EventKind.RESOLVED, EventKind.EXTERNAL,
+                           EventKind.WITHDRAWN, EventKind.FOLLOW_UP})
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def _export_complaint(c: Complaint) -> dict[str, Any]:
+    """One complaint as its resident may see it: no staff ids, internal notes or reveals."""
+    loc = c.location
+    return {
+        "number": c.number, "created_at": _iso(c.created_at), "category": c.category,
+        "urgency": str(c.urgency), "status": str(c.status), "text": c.text, "anonymous": c.anonymous,
+        "location": {"building": loc.building, "unit": loc.unit, "room": loc.room, "area": loc.area,
+                     "text": loc.text},
+        "contact": {"name": c.contact.name, "phone": c.contact.phone},
+        "resolve_by": _iso(c.resolve_by), "resolution": c.resolution, "external_referral": c.external_referral,
+        "attachments": [{"kind": a.kind, "file_id": a.file_id, "caption": a.caption} for a in c.attachments],
+        "follow_up": {"solved": c.satisfied, "rating": c.rating,
+                      "comments": [e.note for e in c.history
+                                   if e.kind is EventKind.FOLLOW_UP and e.note and e.data.get("comment")]},
+        "history": [{"at": _iso(e.at), "event": str(e.kind), "label": e.label,
+                     "status": str(e.to_status) if e.to_status else None,
+                     "note": e.note if e.kind in _PUBLIC_NOTES else None}
+                    for e in c.public_history()],
+    }
 
 
 class RosterService:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,7 @@ from storage.tables import (
     CalendarOverrideRow,
     ComplaintEventRow,
     ComplaintRow,
+    FSMStateRow,
     NumberSequenceRow,
     OutboxRow,
     ResidentRow,
@@ -160,6 +161,16 @@ class SqlComplaintRepository:
             stmt = stmt.limit(limit)
         rows = list((await self.session.execute(stmt)).scalars())
         return await self._load(rows)
+
+    async def erase_personal(self, complaint_id: int) -> None:
+        """After ``Complaint.anonymise``: drop the stored photos' file ids and the resident's own
+        words in the history (补充信息, 回访 comments). The events themselves stay for statistics."""
+        await self.session.execute(delete(AttachmentRow).where(AttachmentRow.complaint_id == complaint_id))
+        await self.session.execute(
+            update(ComplaintEventRow)
+            .where(ComplaintEventRow.complaint_id == complaint_id,
+                   ComplaintEventRow.actor_kind == str(ActorKind.RESIDENT))
+            .values(note=None))
 
     async def count_recent(self, resident_id: int, category: str, since: datetime) -> int:
         stmt = select(func.count()).select_from(ComplaintRow).where(
@@ -339,6 +350,16 @@ class SqlResidentRepository:
         await self.session.execute(update(ResidentRow).where(ResidentRow.id == resident.id).values(
             name=resident.name, phone=resident.phone, prefers_anonymous=resident.prefers_anonymous))
 
+    async def forget(self, resident: Resident, at: datetime) -> None:
+        """个人信息删除: name, phone and the Telegram link go; the row stays as an anonymous
+        tombstone (``forgotten_at``). The person's dialog state goes with them."""
+        await self.session.execute(update(ResidentRow).where(ResidentRow.id == resident.id).values(
+            name=None, phone=None, telegram_id=None, prefers_anonymous=False, forgotten_at=at))
+        if resident.telegram_id is not None:
+            # FSM keys are bot:chat:user:…; a private chat's id is the user's id.
+            tid = resident.telegram_id
+            await self.session.execute(delete(FSMStateRow).where(FSMStateRow.key.like(f"%:{tid}:{tid}:%")))
+
 
 def _resident(row: ResidentRow) -> Resident:
     return Resident(id=row.id, telegram_id=row.telegram_id, name=row.name, phone=row.phone,
@@ -374,6 +395,11 @@ class SqlOutbox:
             await self.session.execute(insert(OutboxRow).values(**values))
         else:
             await self.session.execute(_upsert_ignore(self.session, OutboxRow, values))
+
+    async def drop_chat(self, chat_id: int) -> int:
+        """Everything queued for (or kept from) a chat whose person asked to be forgotten."""
+        result = await self.session.execute(delete(OutboxRow).where(OutboxRow.chat_id == chat_id))
+        return result.rowcount or 0
 
 
 @dataclass(frozen=True)
