@@ -17,6 +17,9 @@ def run_command(*, webhook: bool = False, demo: bool = False) -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.logging_filters import install_phone_masking
+
+    install_phone_masking()  # residents' phones never reach a log, whatever the level
     if settings.bot_token is None:
         if webhook:
             print("wuye: --webhook 需要 BOT_TOKEN。请设置环境变量 BOT_TOKEN=<从 @BotFather 获得的令牌> 后再运行。",
