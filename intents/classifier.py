@@ -325,6 +325,87 @@ def normalise(text: str) -> str:
     return _SPACE_RE.sub(" ", text).strip()[:_MAX_CHARS]
 
 
+_LATIN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_HAS_LATIN_RE = re.compile(r"[a-z]{2}")
+
+
+class _Translator:
+    """Rewrites pinyin, English and Cantonese words into the Chinese of the rules (``[translate]``).
+
+    Latin words are matched whole, longest run of words first ("gas leak" before "gas"); a space
+    between two rewritten words, or between a digit and a rewritten word, is dropped so "9 hao lou"
+    reads 9号楼 and "lift broken" reads 电梯坏了 (one clause, as a Chinese writer would have it).
+    Texts without latin letters or listed characters cost two C-level regex searches.
+    """
+
+    def __init__(self, table: dict[str, str]) -> None:
+        self.latin: dict[tuple[str, ...], str] = {}
+        cjk: dict[str, str] = {}
+        for written, chinese in table.items():
+            if written.isascii():
+                self.latin[tuple(written.split())] = chinese
+            else:
+                cjk[written] = chinese
+        self.max_words = max((len(k) for k in self.latin), default=0)
+        self.cjk = cjk
+        self.cjk_re = (
+            re.compile("|".join(re.escape(w) for w in sorted(cjk, key=len, reverse=True))) if cjk else None
+        )
+        self.cjk_first = (
+            re.compile("[" + re.escape("".join(sorted({w[0] for w in cjk}))) + "]") if cjk else None
+        )
+
+    def __call__(self, low: str) -> str:
+        if self.cjk_first is not None and self.cjk_first.search(low):
+            assert self.cjk_re is not None
+            low = self.cjk_re.sub(lambda m: self.cjk[m.group(0)], low)
+        if self.max_words and _HAS_LATIN_RE.search(low):
+            low = self._latin(low)
+        return low
+
+    def _latin(self, low: str) -> str:
+        words = list(_LATIN_RE.finditer(low))
+        out: list[str] = []
+        last = 0  # end of the text already copied
+        prev_rewritten = False
+        i = 0
+        while i < len(words):
+            found = None
+            for k in range(min(self.max_words, len(words) - i), 0, -1):
+                run = words[i : i + k]
+                # Only words separated by plain spaces form a phrase ("gas, leak" does not).
+                if any(low[a.end() : b.start()].strip() for a, b in zip(run, run[1:], strict=False)):
+                    continue
+                zh = self.latin.get(tuple(w.group(0) for w in run))
+                if zh is not None:
+                    found = (k, zh)
+                    break
+            if found is None:
+                prev_rewritten = False
+                i += 1
+                continue
+            k, zh = found
+            start, end = words[i].start(), words[i + k - 1].end()
+            gap = low[last:start]
+            if gap.isspace() and prev_rewritten:
+                gap = ""  # two rewritten words: one Chinese phrase
+            elif gap[-1:].isspace() and gap.rstrip()[-1:].isdigit():
+                gap = gap.rstrip()  # "9 hao lou" → 9号楼
+            out.append(gap)
+            out.append(zh)
+            last = end
+            # a digit right after ("lou 3") joins too
+            nxt = low[end : end + 2]
+            if nxt[:1].isspace() and nxt[1:].isdigit():
+                last = end + 1
+            prev_rewritten = True
+            i += k
+        if not out:
+            return low
+        out.append(low[last:])
+        return "".join(out)
+
+
 class Classifier:
     """Rule-based complaint reader; build it with ``Classifier.load()`` (takes about half a second)."""
 
@@ -342,6 +423,7 @@ class Classifier:
         self._prefixes = frozenset(w[:i] for w in index for i in range(1, len(w) + 1))
         self._prefix2 = frozenset(w[:2] for w in index if len(w) >= 2)
         self._levels = {lvl: i for i, lvl in enumerate(URGENCY_LEVELS)}
+        self._translate = _Translator(rules.translate)
 
     @classmethod
     def load(cls, rules_path: str | Path | None = None) -> Classifier:
@@ -418,7 +500,8 @@ class Classifier:
         if not isinstance(text, str):
             text = str(text)
         norm = normalise(text)
-        low = norm.lower()
+        lowered = norm.lower()
+        low = self._translate(lowered)
         tokens = self._tk.lcut(low, HMM=False) if low else []
         hits = self._match_keywords(tokens)
         self._scan_gaps(low, hits)
@@ -498,7 +581,9 @@ class Classifier:
             secondary=secondary,
             urgency=urgency,
             emotion="angry" if angry else "calm",
-            location=extract_location(norm, rules.areas, rules.not_areas, rules.area_aliases),
+            location=extract_location(
+                low if low != lowered else norm, rules.areas, rules.not_areas, rules.area_aliases
+            ),
             phone=extract_phone(norm),
             keywords=keywords[:12],
             confidence=confidence,
@@ -534,7 +619,10 @@ class Classifier:
                     bounds = [(b.start(), b.end()) for b in _CLAUSE_RE.finditer(low)]
                 start = max((e for _, e in bounds if e <= m.start()), default=0)
                 end = min((b for b, _ in bounds if b >= m.end()), default=len(low))
-                if not rule.unless.search(low[start:end]):
+                clause = low[start:end]
+                if not rule.unless.search(clause) or (
+                    rule.despite is not None and rule.despite.search(clause)
+                ):
                     words.append(m.group(0))
                     level = max(level, lv)
                     break
