@@ -13,7 +13,7 @@ from aiogram.enums import ParseMode
 from aiogram.types import BotCommand
 
 from bot.container import App
-from bot.middlewares import CrossProcessIsolation, RetryRequests, TakeOnceMiddleware
+from bot.middlewares import CrossProcessIsolation, RetryRequests, StripNulMiddleware, TakeOnceMiddleware
 from bot.settings import Settings
 from dialogs import follow_up, privacy, residents, staff
 from dialogs.middlewares import FloodControlMiddleware, PerUserIsolation, on_error
@@ -60,6 +60,7 @@ def build_dispatcher(app: App, classifier: Any) -> Dispatcher:
                     app=app, classifier=classifier)
     # Then: take each update once (a redelivery is ignored), then flood control.
     dp.update.outer_middleware(TakeOnceMiddleware(UpdateLedger(app.sessions, app.clock)))
+    dp.update.outer_middleware(StripNulMiddleware())
     dp.message.outer_middleware(FloodControlMiddleware())
     dp.shutdown.register(locks.close)
     dp.errors.register(on_error)

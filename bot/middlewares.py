@@ -45,6 +45,30 @@ class TakeOnceMiddleware(BaseMiddleware):
         return result
 
 
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    return value
+
+
+class StripNulMiddleware(BaseMiddleware):
+    """Outer update middleware: U+0000 never reaches a handler. Telegram passes it through in
+    texts and names, and PostgreSQL refuses it in text columns: the resident got "system busy"
+    and the message was lost."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        raw = event.model_dump(exclude_unset=True)
+        clean = _without_nul(raw)
+        if clean != raw:
+            event = Update.model_validate(clean, context={"bot": data["bot"]})
+        return await handler(event, data)
+
+
 class CrossProcessIsolation(BaseEventIsolation):
     """The dispatcher's events isolation: this process's per-user lock, then the user's PostgreSQL
     advisory lock. aiogram takes it before it reads the FSM state, so whichever process gets a
