@@ -140,11 +140,6 @@ class ComplaintService:
             await uow.commit()
         return complaint
 
-    async def find_intake(self, resident_id: int, intake_key: str) -> Complaint | None:
-        """The complaint a draft was already filed as, if it was."""
-        async with self.uow_factory() as uow:
-            return await self._filed_intake(uow, resident_id, intake_key)
-
     @staticmethod
     async def _filed_intake(uow: UnitOfWork, resident_id: int, intake_key: str) -> Complaint | None:
         for complaint in await uow.complaints.list(resident_id=resident_id, limit=INTAKE_LOOKBACK):

@@ -7,7 +7,6 @@ restart in the middle of a dialog continues where the resident was.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import secrets
 from datetime import datetime, timedelta
@@ -15,7 +14,6 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.enums import ChatType
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -390,10 +388,6 @@ async def on_draft_button(query: CallbackQuery, callback_data: DraftAction, stat
                           classifier: Any) -> None:
     draft = await state.get_data()
     message = query.message
-    if (callback_data.action == "submit" and isinstance(message, Message)
-            and await state.get_state() != Intake.confirm.state
-            and await _answer_filed(query, message, app, callback_data.draft)):
-        return
     if draft.get("draft") != callback_data.draft or not isinstance(message, Message):
         # A card from an earlier, finished or cancelled complaint, or forged data.
         await query.answer(texts.STALE_BUTTON, show_alert=True)
@@ -445,22 +439,6 @@ async def on_draft_button(query: CallbackQuery, callback_data: DraftAction, stat
         await query.answer(texts.STALE_BUTTON, show_alert=True)
 
 
-async def _answer_filed(query: CallbackQuery, message: Message, app: App, draft_token: str) -> bool:
-    """提交 pressed again on a card already filed (the answer was lost when the bot restarted
-    mid-submit): tell the number again instead of "button expired". False if it was never filed."""
-    resident = await _resident(app, query)
-    complaint = await app.complaints.find_intake(resident.id, draft_token) if resident.id else None
-    if complaint is None:
-        return False
-    await query.answer("已提交")
-    if message.reply_markup is not None:
-        # A second press in flight may find the buttons already gone ("message is not modified").
-        with contextlib.suppress(TelegramBadRequest):
-            await message.edit_reply_markup(reply_markup=None)
-    await message.answer(texts.submitted(complaint, app.policy.tz, app.settings.hotline), reply_markup=kb.main_menu())
-    return True
-
-
 async def _submit(message: Message, state: FSMContext, app: App, draft: dict[str, Any]) -> None:
     resident = await app.roster.resident_for_telegram(message.chat.id)
     location = Location(**draft["location"]) if draft.get("location") else Location()
@@ -473,11 +451,13 @@ async def _submit(message: Message, state: FSMContext, app: App, draft: dict[str
         resident_id=resident.id, intake_key=draft.get("draft"),
     )
     complaint = await app.complaints.submit(new, by=resident.as_actor())
+    # The number is told before the draft is forgotten: if the bot dies in between, the card still
+    # works, and pressing it again tells the same number (the submit is idempotent on the draft).
+    await message.answer(texts.submitted(complaint, app.policy.tz, app.settings.hotline), reply_markup=kb.main_menu())
     await state.clear()
     if draft.get("last_group"):
         # Photos of the same album still on their way go to this complaint (see on_media).
         await state.set_data({"submitted_group": draft["last_group"], "submitted_number": complaint.number})
-    await message.answer(texts.submitted(complaint, app.policy.tz, app.settings.hotline), reply_markup=kb.main_menu())
 
 
 # ---- my complaints ------------------------------------------------------------------------------
