@@ -103,3 +103,19 @@ async def test_kill_9_during_100_intakes(database_url: str, tmp_path: Path) -> N
         print(f"\n{database_url.split(':')[0]}: {RESIDENTS} intakes, {KILLS} kills, {len(rows)} outbox rows, "
               f"{time.monotonic() - started:.1f} s (intakes done at {intake_time:.1f} s); bot errors logged: {len(bot.errors())}")
     await app.close()
+
+
+async def test_the_same_draft_submitted_twice_is_filed_once(app) -> None:  # type: ignore[no-untyped-def]
+    """What a press handled again after a crash does: the second submit returns the first complaint."""
+    from complaints.services import NewComplaint
+
+    resident = await app.roster.resident_for_telegram(1001, "张三")
+    new = NewComplaint(text="楼道灯坏了", category="maintenance", urgency="general", resident_id=resident.id,
+                       intake_key="a1b2c3d4")
+    first = await app.complaints.submit(new, by=resident.as_actor())
+    again = await app.complaints.submit(new, by=resident.as_actor())
+    other = await app.complaints.submit(NewComplaint(text="楼道灯坏了", category="maintenance", urgency="general",
+                                                     resident_id=resident.id, intake_key="ffff0000"),
+                                        by=resident.as_actor())
+    assert again.number == first.number and other.number != first.number
+    assert len(await app.complaints.list(resident_id=resident.id)) == 2
