@@ -6,8 +6,6 @@ import asyncio
 import logging
 from datetime import timedelta
 
-import pytest
-
 from complaints.model import EventKind, Status
 from tests.staff_helpers import PHONE, fast_desk, file, resident  # noqa: F401  (fast_desk: the ``desk`` fixture)
 
