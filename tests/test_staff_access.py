@@ -60,6 +60,8 @@ async def test_tasks_sorted_by_deadline_and_role_commands(desk) -> None:
     general = await file(desk, owner, "楼道灯不亮")
     emergency = await file(desk, owner, "电梯困人了", urgency="emergency")
     important = await file(desk, owner, "车库顶渗水好几次了", urgency="important")
+    for number in (general, emergency, important):  # cards are delivered by the outbox, in their own time
+        await worker.wait_for(lambda m, n=number: n in m.text and "接单时限" in m.text, timeout=10)
     await worker.send_command("tasks")
     tasks = await worker.wait_for(lambda m: "我的待办" in m.text, timeout=10)
     order = [tasks.text.index(n) for n in (emergency, general, important)]
@@ -67,9 +69,9 @@ async def test_tasks_sorted_by_deadline_and_role_commands(desk) -> None:
     assert PHONE not in tasks.text
 
     await worker.send_command("queue")
-    assert (await worker.wait_for_message()).text == SUPERVISORS_ONLY
+    await worker.wait_for(lambda m: m.text == SUPERVISORS_ONLY, timeout=10)
     await worker.send_command("overdue")
-    assert (await worker.wait_for_message()).text == SUPERVISORS_ONLY
+    await worker.wait_for(lambda m: m.text == SUPERVISORS_ONLY, timeout=10)
 
 
 async def test_staff_buttons_pressed_by_others_give_nothing(desk) -> None:
