@@ -277,7 +277,7 @@ async def _complaints_submit(app: Any, args: argparse.Namespace) -> int:
     phone = args.phone or (classification.phone if classification else None)
     resident_id = None
     if phone:
-        resident_id = await _resident_for_phone(app, phone, args.name)
+        resident_id = (await app.roster.resident_for_phone(phone, args.name)).id
     new = NewComplaint(
         text=text, category=category, urgency=urgency, channel=Channel(args.channel), emotion=emotion,
         secondary=list(classification.secondary) if classification else [], location=location,
@@ -304,19 +304,6 @@ def _cached_classifier(cls: Any) -> Any:
     if _CLASSIFIER is None:
         _CLASSIFIER = cls.load()
     return _CLASSIFIER
-
-
-async def _resident_for_phone(app: Any, phone: str, name: str | None) -> int:
-    from complaints.people import Resident
-
-    async with app.uow() as uow:
-        resident = await uow.residents.get_by_phone(phone)
-        if resident is None:
-            resident = await uow.residents.add(
-                Resident(id=None, telegram_id=None, name=name, phone=phone, created_at=app.clock()))
-            await uow.commit()
-        assert resident.id is not None
-        return resident.id
 
 
 async def _print_complaint(app: Any, complaint: Any, as_json: bool, header: str | None = None) -> int:

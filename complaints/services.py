@@ -653,6 +653,16 @@ class RosterService:
                 await uow.commit()
             return resident
 
+    async def resident_for_phone(self, phone: str, name: str | None = None) -> Resident:
+        """The resident behind a phone number (来电/来访 at the desk), created on first contact."""
+        async with self.uow_factory() as uow:
+            resident = await uow.residents.get_by_phone(phone)
+            if resident is None:
+                resident = await uow.residents.add(
+                    Resident(id=None, telegram_id=None, name=name, phone=phone, created_at=self.clock()))
+                await uow.commit()
+            return resident
+
     async def save_resident(self, resident: Resident) -> None:
         async with self.uow_factory() as uow:
             await uow.residents.save(resident)

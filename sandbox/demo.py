@@ -81,17 +81,6 @@ async def has_complaints(app: App) -> bool:
 _DESK = Actor(ActorKind.SYSTEM, name="客服台")
 
 
-async def _phone_resident(app: App, name: str, phone: str) -> Resident:
-    """A resident who called the desk (no Telegram): keeps 张先生's chat free for the walkthrough."""
-    async with app.uow() as uow:
-        resident = await uow.residents.get_by_phone(phone)
-        if resident is None:
-            resident = await uow.residents.add(
-                Resident(id=None, telegram_id=None, name=name, phone=phone, created_at=app.clock()))
-            await uow.commit()
-    return resident
-
-
 async def _submit(app: App, resident: Resident, text: str, category: str, location: Location,
                   urgency: str = "general") -> str:
     new = NewComplaint(text=text, category=category, urgency=urgency, channel=Channel.PHONE,
@@ -103,7 +92,7 @@ async def _submit(app: App, resident: Resident, text: str, category: str, locati
 
 async def demo_before_roster(app: App) -> str:
     """受理 (not yet assigned) only exists while nobody on the roster can take a complaint."""
-    resident = await _phone_resident(app, "周女士", "13900000001")
+    resident = await app.roster.resident_for_phone("13900000001", "周女士")
     return await _submit(app, resident, "想咨询一下物业费能否按季度缴纳,发票怎么开", "other",
                          Location(area="物业服务中心"))
 
@@ -119,10 +108,10 @@ async def demo_complaints(app: App) -> dict[str, str]:
         return staff.as_actor()
 
     wang, li, zhao, chen = [await staff_actor(i) for i in (2001, 2002, 2003, 2004)]
-    ma = await _phone_resident(app, "马先生", "13900000002")
-    wu = await _phone_resident(app, "吴女士", "13900000003")
-    he = await _phone_resident(app, "何先生", "13900000004")
-    zheng = await _phone_resident(app, "郑先生", "13900000005")
+    ma = await app.roster.resident_for_phone("13900000002", "马先生")
+    wu = await app.roster.resident_for_phone("13900000003", "吴女士")
+    he = await app.roster.resident_for_phone("13900000004", "何先生")
+    zheng = await app.roster.resident_for_phone("13900000005", "郑先生")
 
     made["assigned"] = await _submit(app, ma, "5栋1单元电梯按钮失灵,按了没反应", "maintenance",
                                      Location("5", "1", None, None, "5栋1单元"))
