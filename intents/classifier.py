@@ -570,7 +570,7 @@ class Classifier:
         if cap is not None:
             level = min(level, self._levels[cap])
         urgency = URGENCY_LEVELS[level]
-        angry, emo_words = self._emotion(low)
+        angry, emo_words = self._emotion(low, urgency)
 
         keywords = list(cat_words.get(category, []))
         for c in secondary:
@@ -628,10 +628,12 @@ class Classifier:
                     break
         return level, words
 
-    def _emotion(self, low: str) -> tuple[bool, list[str]]:
+    def _emotion(self, low: str, urgency: str) -> tuple[bool, list[str]]:
         score = 0.0
         words: list[str] = []
         for cue in self.rules.emotion:
+            if urgency in cue.not_in_urgency:
+                continue
             m = cue.pattern.search(low)
             if m:
                 score += cue.weight

@@ -63,6 +63,8 @@ class EmotionCue:
     name: str
     weight: float
     pattern: re.Pattern[str]
+    # Urgency levels in which the cue says nothing about temper: "!!!" in "着火了!!!" is panic.
+    not_in_urgency: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -400,7 +402,11 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         if not pats:
             raise loc.error(e_line, "emotion.cues 需要 patterns")
         pat = regex("|".join(f"(?:{p})" for p in pats), "emotion.cues.patterns", e_line)
-        cues.append(EmotionCue(str(c.get("name", f"cue#{i + 1}")), w, pat))
+        skip = str_list(c.get("not_in_urgency", []), "emotion.cues.not_in_urgency", e_line)
+        for lvl in skip:
+            if lvl not in URGENCY_LEVELS:
+                raise loc.error(loc.line_of("not_in_urgency", start=e_line), f"emotion.cues.not_in_urgency 的取值必须是 {', '.join(URGENCY_LEVELS)} 之一: {lvl!r}")
+        cues.append(EmotionCue(str(c.get("name", f"cue#{i + 1}")), w, pat, frozenset(skip)))
 
     # --- location -----------------------------------------------------------------------------
     lt = need_table(data.get("location", {}), "location", loc.line_of("[location]"))

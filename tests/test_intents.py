@@ -127,6 +127,9 @@ def test_urgency(clf: Classifier, text: str, urgency: str) -> None:
         ("楼道的声控灯不亮了,晚上回家黑乎乎的", "calm"),
         ("电梯困人了!赶紧来", "calm"),  # one exclamation mark is urgency, not anger
         ("保安小哥帮我找到了丢失的钱包,非常感谢!!", "calm"),  # thanks
+        ("着火了!!!楼道里全是烟 10号楼2单元", "calm"),  # panic in an emergency is not temper
+        ("B2车库进水了!!水已经漫到车轮一半了", "calm"),
+        ("又停电!!!!这个月第三次了!!!冰箱里的东西全坏了", "angry"),  # the same failure again
     ],
 )
 def test_emotion(clf: Classifier, text: str, emotion: str) -> None:
@@ -299,6 +302,7 @@ def test_rules_file_from_environment_variable(tmp_path: Path, monkeypatch: pytes
         ("angry_threshold = 2", 'angry_threshold = "high"', "必须是数字"),
         ("ask_below = 0.5", "ask_below = 5", "超出范围"),
         ("[categories.other]", "[categories.Other]", "小写"),
+        ('not_in_urgency = ["emergency"]', 'not_in_urgency = ["urgent"]', "not_in_urgency"),
     ],
 )
 def test_invalid_rules_name_file_and_line(tmp_path: Path, old: str, new: str, message: str) -> None:
