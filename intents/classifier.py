@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from intents.learned import Learned, LearnedError, features, load_learned
 from intents.rules import URGENCY_LEVELS, Rules, RulesError, load_rules
 
 __all__ = ["Classification", "Classifier", "Location", "RulesError", "load_classifier_async"]
@@ -409,9 +410,10 @@ class _Translator:
 class Classifier:
     """Rule-based complaint reader; build it with ``Classifier.load()`` (takes about half a second)."""
 
-    def __init__(self, rules: Rules, tokenizer: Any) -> None:
+    def __init__(self, rules: Rules, tokenizer: Any, learned: Learned | None = None) -> None:
         self.rules = rules
         self._tk = tokenizer
+        self.learned = learned if rules.learned is not None else None
         index: dict[str, list[tuple[str, float]]] = {}
         for cat in rules.categories.values():
             for word, weight in cat.keywords.items():
@@ -426,7 +428,7 @@ class Classifier:
         self._translate = _Translator(rules.translate)
 
     @classmethod
-    def load(cls, rules_path: str | Path | None = None) -> Classifier:
+    def load(cls, rules_path: str | Path | None = None, *, with_learned: bool = True) -> Classifier:
         rules = load_rules(rules_path)
         tk = _new_tokenizer()
         words = set(rules.userdict)
@@ -436,7 +438,18 @@ class Classifier:
             if len(w) >= 2:
                 # suggest_freq (via freq=None) makes the word win against its own pieces.
                 tk.add_word(w)
-        return cls(rules, tk)
+        learned = None
+        if rules.learned is not None and with_learned:
+            try:
+                learned = load_learned(rules.learned.file)
+            except LearnedError as exc:
+                raise RulesError(f"规则文件 {rules.path} 的 [learned]: {exc}") from None
+        return cls(rules, tk, learned)
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens the classifier reads (normalised, translated, segmented) — also what ``--learn`` counts."""
+        low = self._translate(normalise(text).lower())
+        return self._tk.lcut(low, HMM=False) if low else []
 
     @property
     def categories(self) -> dict[str, str]:
@@ -495,7 +508,19 @@ class Classifier:
                     break
             j += 1
 
+    def explain(self, text: str) -> dict[str, Any]:
+        """The result plus why: every category's score and the context rules that fired.
+
+        For administrators tuning ``rules.toml`` (``wuye classify --explain``).
+        """
+        trace: dict[str, Any] = {}
+        res = self._classify(text, trace)
+        return {"result": res.to_dict(), **trace}
+
     def classify(self, text: str) -> Classification:
+        return self._classify(text, None)
+
+    def _classify(self, text: str, trace: dict[str, Any] | None) -> Classification:
         rules = self.rules
         if not isinstance(text, str):
             text = str(text)
@@ -509,7 +534,10 @@ class Classifier:
 
         # Urgency cues are read before the context rules: a question or a thank-you in the same
         # text ("保安在哪里？") must never hide an emergency, so capping rules are then skipped.
-        raw_level, urg_words = self._urgency(low)
+        raw_level, urg_words, emergency_cancelled, hazard_boosts = self._urgency(low)
+        top_level = len(URGENCY_LEVELS) - 1
+        if raw_level == top_level and rules.emergency_void is not None and rules.emergency_void.search(low):
+            raw_level, emergency_cancelled = top_level - 1, True
         emergency = raw_level == len(URGENCY_LEVELS) - 1
         # Context rules first decide which keyword hits to drop, then scale and boost.
         active = []
@@ -541,6 +569,11 @@ class Classifier:
                 first_pos.setdefault(cat, pos)
                 cat_words.setdefault(cat, []).append(word)
         has_hits = {c for c, v in scores.items() if v > 0}
+        if raw_level == len(URGENCY_LEVELS) - 1:
+            for boost in hazard_boosts:
+                for cat, v in boost.items():
+                    scores[cat] += v
+                    first_pos.setdefault(cat, len(low))
         cap: str | None = None
         for c in active:
             for cat, v in c.boost.items():
@@ -551,28 +584,66 @@ class Classifier:
             if c.urgency_cap is not None and (cap is None or self._levels[c.urgency_cap] < self._levels[cap]):
                 cap = c.urgency_cap
 
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], first_pos.get(kv[0], 1 << 30)))
+        learned, lset = self.learned, rules.learned
+        feats: set[str] = features(tokens) if learned is not None else set()
+        lscore = learned.score(feats) if learned is not None else None
+        combined = scores
+        if lscore is not None and lset is not None and lset.category_weight > 0:
+            nb = lscore.category
+            combined = {c: v + lset.category_weight * nb.get(c, 0.0) for c, v in scores.items()}
+        ranked = sorted(combined.items(), key=lambda kv: (-kv[1], first_pos.get(kv[0], 1 << 30)))
+        if trace is not None:
+            trace["rule_scores"] = {c: round(v, 3) for c, v in scores.items()}
+            trace["scores"] = {c: round(v, 3) for c, v in ranked}
+            trace["contexts"] = [c.name for c in active]
+            trace["category_keywords"] = cat_words
+            trace["dropped"] = sorted(dropped)
         top_cat, top = ranked[0]
-        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        second = max(0.0, ranked[1][1]) if len(ranked) > 1 else 0.0
         if top < rules.min_score:
             category = rules.fallback
             confidence = 0.0 if not low else round(min(0.3, 0.1 + top / 10), 3)
         else:
             category = top_cat
             confidence = round(top / (top + second + 1.5), 3)
+        # Secondary categories are what the resident *named*: rule scores, not learned leanings.
+        rule_top = scores[category]
         secondary = [
             c
-            for c, v in ranked[1:]
-            if c != category and c in has_hits and v >= max(rules.secondary_min, rules.secondary_ratio * top)
+            for c, _ in ranked[1:]
+            if c != category
+            and c in has_hits
+            and scores[c] >= max(rules.secondary_min, rules.secondary_ratio * rule_top)
         ]
 
         level = max(raw_level, self._levels[rules.categories[category].min_urgency])
         if cap is not None:
             level = min(level, self._levels[cap])
+        if (
+            lscore is not None
+            and lset is not None
+            and lset.emergency_above is not None
+            and level < top_level
+            and cap is None
+            and not emergency_cancelled
+            and lscore.emergency > lset.emergency_above
+        ):
+            level = top_level
         urgency = URGENCY_LEVELS[level]
         angry, emo_words = self._emotion(low, urgency)
+        if (
+            not angry
+            and lscore is not None
+            and lset is not None
+            and lset.angry_above is not None
+            and lscore.angry > lset.angry_above
+        ):
+            angry = True
 
         keywords = list(cat_words.get(category, []))
+        if learned is not None and lscore is not None and len(keywords) < 2:
+            # Few rule words decided it: name the learned words that did.
+            keywords.extend(w for w in learned.top_words(lscore, category, 2) if w not in keywords)
         for c in secondary:
             keywords.extend(w for w in cat_words.get(c, []) if w not in keywords)
         keywords.extend(w for w in urg_words + emo_words if w not in keywords)
@@ -589,7 +660,7 @@ class Classifier:
             confidence=confidence,
         )
 
-    def _urgency(self, low: str) -> tuple[int, list[str]]:
+    def _urgency(self, low: str) -> tuple[int, list[str], bool, list[dict[str, float]]]:
         """Highest level whose cues appear (index into URGENCY_LEVELS) and the matched cue texts.
 
         A rule's ``unless`` cue cancels a match only when it stands in the same clause(s) as the
@@ -599,6 +670,11 @@ class Classifier:
         levels = self._levels
         level = 0
         words: list[str] = []
+        # An emergency cue that its own "unless" cancelled (past, hypothetical, resolved): learned
+        # weights must not bring back what the rules deliberately set aside.
+        cancelled = False
+        boosts: list[dict[str, float]] = []
+        top = len(URGENCY_LEVELS) - 1
         bounds: list[tuple[int, int]] | None = None
         for rule in self.rules.urgency:
             lv = levels[rule.level]
@@ -611,6 +687,8 @@ class Classifier:
                 if m:
                     words.append(m.group(0))
                     level = max(level, lv)
+                    if rule.boost:
+                        boosts.append(rule.boost)
                 continue
             if level >= lv:
                 continue
@@ -625,8 +703,12 @@ class Classifier:
                 ):
                     words.append(m.group(0))
                     level = max(level, lv)
+                    if rule.boost:
+                        boosts.append(rule.boost)
                     break
-        return level, words
+                if lv == top:
+                    cancelled = True
+        return level, words, cancelled, boosts
 
     def _emotion(self, low: str, urgency: str) -> tuple[bool, list[str]]:
         score = 0.0

@@ -39,6 +39,18 @@ def _parser() -> _Parser:
     p.add_argument(
         "--rules", metavar="FILE", help="规则文件（默认 intents/rules.toml 或环境变量 WUYE_RULES_FILE）"
     )
+    p.add_argument(
+        "--learn",
+        nargs="+",
+        metavar="FILE.jsonl",
+        help="从带标注的文件重新学习词权重，写入规则文件 [learned] 指定的文件（或 --out）；不要用评估用的留出集",
+    )
+    p.add_argument("--out", metavar="FILE", help="--learn 的输出文件")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="调规则用：每行结果之外再输出各类别得分、生效的上下文规则和被忽略的关键词（JSON 键与默认输出不同）",
+    )
     return p
 
 
@@ -144,6 +156,36 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _learn(args: argparse.Namespace) -> int:
+    from intents.learned import dump, learn
+
+    try:
+        clf = Classifier.load(args.rules, with_learned=False)
+        records = [rec for f in args.learn for rec in _read_jsonl(Path(f))]
+    except (RulesError, ValueError, OSError) as exc:
+        print(f"错误: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        out = Path(args.out)
+    elif clf.rules.learned is not None:
+        out = clf.rules.learned.file
+    else:
+        print("错误: 规则文件没有 [learned] file，请用 --out 指定输出文件", file=sys.stderr)
+        return 1
+    unknown = sorted({r["category"] for r in records} - set(clf.categories))
+    if unknown:
+        print(f"错误: 标注里有规则文件没有定义的类别: {', '.join(unknown)}", file=sys.stderr)
+        return 1
+    learned = learn(records, clf.categories, clf.tokenize, sources=[Path(f).name for f in args.learn])
+    try:
+        dump(learned, out)
+    except OSError as exc:
+        print(f"错误: 无法写入 {out}: {exc}", file=sys.stderr)
+        return 1
+    print(f"已从 {len(records)} 条标注学习 {len(learned.table)} 个词的权重，写入 {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -153,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    if args.learn:
+        return _learn(args)
     try:
         records = _read_jsonl(Path(args.evaluate)) if args.evaluate else None
         clf = Classifier.load(args.rules)
@@ -170,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False)
     try:
         for line in stdin:
-            res = clf.classify(line.rstrip("\r\n"))
-            out.write(json.dumps(res.to_dict(), ensure_ascii=False) + "\n")
+            text = line.rstrip("\r\n")
+            obj = clf.explain(text) if args.explain else clf.classify(text).to_dict()
+            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
             out.flush()
     except BrokenPipeError:
         return 0

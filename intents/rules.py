@@ -56,6 +56,9 @@ class UrgencyRule:
     # A cue saying the problem is still there now ("到现在还没修"): in its clause the rule's
     # ``unless`` cues (past, resolved) no longer cancel the match.
     despite: re.Pattern[str] | None = None
+    # Categories this hazard belongs to ("人走失" → security): added to their scores when it fires,
+    # so a short "孩子不见了" still reaches the right team.
+    boost: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,22 @@ class Rules:
     area_aliases: dict[str, str] = field(default_factory=dict)
     # Pinyin, English and Cantonese spellings → the Chinese the rules are written in (matching only).
     translate: dict[str, str] = field(default_factory=dict)
+    learned: LearnedSettings | None = None
+    # Anywhere in the text, these say the danger is over or was never there ("虚惊一场",
+    # "不用来了"): no emergency, whatever clause the hazard words stand in.
+    emergency_void: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
+class LearnedSettings:
+    """``[learned]``: how much the word weights learned from labelled complaints count."""
+
+    file: Path
+    category_weight: float
+    # Learned emergency / anger evidence above which a text counts even when no rule fired;
+    # None: the learned weights never decide that on their own.
+    emergency_above: float | None
+    angry_above: float | None
 
 
 def _first_chars(items: Any) -> tuple[set[str] | None, bool]:
@@ -185,6 +204,19 @@ def _header(table: str) -> str:
     return f"[{table}]"
 
 
+def _learned_path(rules_path: Path, file: str) -> Path:
+    """A relative name is looked up beside the rules file, then beside the shipped rules (a copied
+    rules file keeps using the shipped learned weights until its owner learns their own)."""
+    p = Path(file)
+    if p.is_absolute():
+        return p
+    beside = rules_path.parent / p
+    if beside.exists():
+        return beside
+    shipped = DEFAULT_RULES_PATH.parent / p
+    return shipped if shipped.exists() else beside
+
+
 def load_rules(path: str | Path | None = None) -> Rules:
     p = Path(path) if path is not None else default_rules_path()
     try:
@@ -252,6 +284,20 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
     )
     negators = str_list(
         settings.get("negators", []), "settings.negators", loc.line_of("[settings]", "negators")
+    )
+    void_src = str_list(
+        settings.get("emergency_void", []),
+        "settings.emergency_void",
+        loc.line_of("[settings]", "emergency_void"),
+    )
+    emergency_void = (
+        regex(
+            "|".join(f"(?:{p})" for p in void_src),
+            "settings.emergency_void",
+            loc.line_of("[settings]", "emergency_void"),
+        )
+        if void_src
+        else None
     )
     fallback = settings.get("fallback", "other")
     if not isinstance(fallback, str):
@@ -377,7 +423,15 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
             if despite_src
             else None
         )
-        urgency.append(UrgencyRule(level, str(u.get("name", level)), pat, unless, despite))
+        u_boost: dict[str, float] = {}
+        bline = loc.line_of("boost", start=u_line)
+        for cat, val in need_table(u.get("boost", {}), "urgency.boost", u_line).items():
+            if cat not in categories:
+                raise loc.error(
+                    bline, f"紧急程度规则 {u.get('name', level)} 的 boost 用了未定义的类别 {cat!r}"
+                )
+            u_boost[cat] = number(val, f"urgency.boost.{cat}", bline, 0)
+        urgency.append(UrgencyRule(level, str(u.get("name", level)), pat, unless, despite, u_boost))
 
     # --- emotion ------------------------------------------------------------------------------
     emo = need_table(data.get("emotion", {}), "emotion", loc.line_of("[emotion]"))
@@ -405,7 +459,10 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         skip = str_list(c.get("not_in_urgency", []), "emotion.cues.not_in_urgency", e_line)
         for lvl in skip:
             if lvl not in URGENCY_LEVELS:
-                raise loc.error(loc.line_of("not_in_urgency", start=e_line), f"emotion.cues.not_in_urgency 的取值必须是 {', '.join(URGENCY_LEVELS)} 之一: {lvl!r}")
+                raise loc.error(
+                    loc.line_of("not_in_urgency", start=e_line),
+                    f"emotion.cues.not_in_urgency 的取值必须是 {', '.join(URGENCY_LEVELS)} 之一: {lvl!r}",
+                )
         cues.append(EmotionCue(str(c.get("name", f"cue#{i + 1}")), w, pat, frozenset(skip)))
 
     # --- location -----------------------------------------------------------------------------
@@ -437,7 +494,39 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
                 )
             translate[" ".join(written.lower().split())] = chinese.strip()
 
+    # --- learned word weights ----------------------------------------------------------------
+    learned: LearnedSettings | None = None
+    if "learned" in data:
+        l_line = loc.line_of("[learned]")
+        lt = need_table(data["learned"], "learned", l_line)
+        for key in lt:
+            if key not in ("file", "category_weight", "emergency_above", "angry_above"):
+                raise loc.error(loc.line_of("[learned]", key), f"learned 中未知的配置项 {key!r}")
+        file = lt.get("file", "")
+        if not isinstance(file, str):
+            raise loc.error(loc.line_of("[learned]", "file"), "learned.file 必须是文件名字符串")
+        if file:
+
+            def optional(key: str) -> float | None:
+                if key not in lt:
+                    return None
+                return number(lt[key], f"learned.{key}", loc.line_of("[learned]", key), -100, 100)
+
+            learned = LearnedSettings(
+                file=_learned_path(path, file),
+                category_weight=number(
+                    lt.get("category_weight", 0.3),
+                    "learned.category_weight",
+                    loc.line_of("[learned]", "category_weight"),
+                    0,
+                    5,
+                ),
+                emergency_above=optional("emergency_above"),
+                angry_above=optional("angry_above"),
+            )
+
     known_top = {
+        "learned",
         "settings",
         "categories",
         "userdict",
@@ -471,4 +560,6 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         not_areas=tuple(not_areas),
         area_aliases=area_aliases,
         translate=translate,
+        learned=learned,
+        emergency_void=emergency_void,
     )
