@@ -537,7 +537,9 @@ class Classifier:
         raw_level, urg_words, emergency_cancelled, hazard_boosts = self._urgency(low)
         top_level = len(URGENCY_LEVELS) - 1
         if raw_level == top_level and rules.emergency_void is not None and rules.emergency_void.search(low):
-            raw_level, emergency_cancelled = top_level - 1, True
+            # The danger is over: the text is what remains of it (a complaint, a question, a thanks).
+            raw_level, urg_words, _, hazard_boosts = self._urgency(low, below=top_level)
+            emergency_cancelled = True
         emergency = raw_level == len(URGENCY_LEVELS) - 1
         # Context rules first decide which keyword hits to drop, then scale and boost.
         active = []
@@ -660,7 +662,9 @@ class Classifier:
             confidence=confidence,
         )
 
-    def _urgency(self, low: str) -> tuple[int, list[str], bool, list[dict[str, float]]]:
+    def _urgency(
+        self, low: str, below: int | None = None
+    ) -> tuple[int, list[str], bool, list[dict[str, float]]]:
         """Highest level whose cues appear (index into URGENCY_LEVELS) and the matched cue texts.
 
         A rule's ``unless`` cue cancels a match only when it stands in the same clause(s) as the
@@ -678,6 +682,8 @@ class Classifier:
         bounds: list[tuple[int, int]] | None = None
         for rule in self.rules.urgency:
             lv = levels[rule.level]
+            if below is not None and lv >= below:
+                continue
             if rule.unless is None:
                 # Without an "unless" the clause does not matter; the whole text also catches
                 # cues spread over two clauses ("押金交了一年了，还不退").

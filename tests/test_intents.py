@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -393,3 +394,109 @@ def test_cli_import_is_light_and_warning_free() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Learned word weights ([learned], intents/learned.json, `wuye classify --learn`)
+# --------------------------------------------------------------------------------------------
+# A made-up word no rule knows: only learning can tell which team it belongs to.
+_NOVEL = [
+    {"text": f"{where}的咕噜怪又出来了,{tail}", "category": "environment", "urgency": "general", "angry": False}
+    for where, tail in [("楼道", "麻烦处理"), ("车库", "请清理"), ("花园", "看着难受"), ("地库", "能不能管管")]
+] + [
+    {"text": f"{what}坏了,{tail}", "category": "maintenance", "urgency": "general", "angry": False}
+    for what, tail in [("门锁", "麻烦来修"), ("水龙头", "请派人"), ("灯", "修一下"), ("插座", "谢谢")]
+]
+
+
+def _learned_rules(tmp_path: Path, weight: float = 0.3) -> Path:
+    data = tmp_path / "labels.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in _NOVEL) + "\n", encoding="utf-8")
+    text = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
+    text = text.replace('file = "learned.json"', 'file = "mine.json"', 1)
+    text = text.replace("category_weight = 0.3", f"category_weight = {weight}", 1)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(text, encoding="utf-8")
+    r = _cli("--rules", str(rules), "--learn", str(data))
+    assert r.returncode == 0, r.stderr
+    assert "已从 8 条标注学习" in r.stdout and (tmp_path / "mine.json").exists()
+    return rules
+
+
+def test_learn_then_classify_uses_the_learned_words(tmp_path: Path) -> None:
+    rules = _learned_rules(tmp_path)
+    text = "咕噜怪又出来了"
+    assert Classifier.load(rules).classify(text).category == "environment"
+    # Switched off, the rules alone have nothing to go on.
+    off = _learned_rules(tmp_path, weight=0)
+    res = Classifier.load(off).classify(text)
+    assert res.category == "other" and res.confidence < 0.5
+
+
+def test_learned_file_errors_name_the_file(tmp_path: Path) -> None:
+    rules = _learned_rules(tmp_path)
+    learned = tmp_path / "mine.json"
+    learned.write_text(learned.read_text(encoding="utf-8").replace('"words": {', '"words": {,', 1))
+    with pytest.raises(RulesError) as exc:
+        Classifier.load(rules)
+    assert str(learned) in str(exc.value) and "行" in str(exc.value)
+    learned.unlink()
+    with pytest.raises(RulesError, match="不存在"):
+        Classifier.load(rules)
+
+
+def test_learn_refuses_unknown_categories(tmp_path: Path) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text(json.dumps({"text": "x", "category": "parking"}) + "\n", encoding="utf-8")
+    r = _cli("--learn", str(data), "--out", str(tmp_path / "out.json"))
+    assert r.returncode == 1 and "parking" in r.stderr and not (tmp_path / "out.json").exists()
+
+
+def test_shipped_learned_weights_never_saw_the_held_out_sets() -> None:
+    shipped = json.loads((DEFAULT_RULES_PATH.parent / "learned.json").read_text(encoding="utf-8"))
+    assert shipped["trained_on"] and all("dev" in name for name in shipped["trained_on"])
+
+
+def test_explain_shows_scores_and_fired_contexts() -> None:
+    r = _cli("--explain", stdin="谢谢保安小哥帮我把冰箱抬上楼\n")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["result"]["category"] == "other"
+    assert set(out["scores"]) >= {"environment", "security", "maintenance", "staff_attitude", "other"}
+    assert any("感谢" in name for name in out["contexts"])
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "urgency"),
+    [
+        # the hazard names the team even without a category word
+        ("孩子在中心花园玩 一转眼人就没了 五岁男孩 穿红衣服", "security", "emergency"),
+        ("有人正在车棚剪别人的车锁 穿黑衣服 快", "security", "emergency"),
+        ("6栋电梯里灯全灭了 动也不动 我就在里面", "maintenance", "emergency"),
+        ("今天一整天没水 说好中午恢复 现在都晚上八点了还没来", "maintenance", "emergency"),
+        # the whole text says the danger is over
+        ("闻到一股焦味 出去一看是楼下在烤红薯 哈哈 不用来了", None, "general"),
+        ("上午燃气报警器响是我炖汤溢出来了 虚惊一场 已经没事了", None, "general"),
+    ],
+)
+def test_hazard_families(clf: Classifier, text: str, category: str | None, urgency: str) -> None:
+    res = clf.classify(text)
+    assert res.urgency == urgency
+    if category:
+        assert res.category == category
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["dt里有人吐了 一上午没人收拾 物业集体放假了？", "物业费照收 花园的草长到半人高 这就是你们说的高端物业？笑死"],
+)
+def test_sarcasm_is_anger(clf: Classifier, text: str) -> None:
+    assert clf.classify(text).emotion == "angry"
+
+
+def test_apologising_for_someone_else_cancels_the_quoted_threat(clf: Classifier) -> None:
+    # The rules' own reading (the shipped learned weights still lean to angry on this one).
+    rules_only = Classifier(dataclasses.replace(clf.rules, learned=None), clf._tk)
+    text = "我儿子刚才在电话里对你们吼 说要打12345 请别介意 我替他道歉 不过楼道那堆装修垃圾确实该清了"
+    assert rules_only.classify(text).emotion == "calm"
+    assert rules_only.classify("我儿子刚才在电话里对你们吼 说要打12345").emotion == "angry"
