@@ -2,6 +2,8 @@
 
 * ``complaints_test.jsonl`` (148) — written before any classifier code by the author of the rules.
 * ``complaints_blind.jsonl`` (220) — written by another author who never saw the rules.
+* ``complaints_blind2.jsonl`` (320) — a third author, written on the day the learned weights were
+  added; never read, scored in aggregate only (twice; see intents/README.md).
 
 Neither is used for tuning (only aggregate scores are ever looked at); the dev sets
 ``complaints_dev*.jsonl`` are. See intents/README.md. A target still missed on a set is an
@@ -22,8 +24,8 @@ from intents import Classifier
 from intents.cli import evaluate
 
 DATA = Path(__file__).resolve().parent / "data"
-HELD_OUT = ("complaints_test.jsonl", "complaints_blind.jsonl")
-DEV = ("complaints_dev.jsonl", "complaints_dev2.jsonl", "complaints_dev3.jsonl")
+HELD_OUT = ("complaints_test.jsonl", "complaints_blind.jsonl", "complaints_blind2.jsonl")
+DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", "2", "3", "4", "5", "6", "7", "8"))
 
 
 def _load(name: str) -> list[dict[str, Any]]:
@@ -44,6 +46,7 @@ def test_sets_are_big_enough_well_formed_and_disjoint() -> None:
     dev = {name: _load(name) for name in DEV}
     assert len(held["complaints_test.jsonl"]) >= 100
     assert len(held["complaints_blind.jsonl"]) >= 200
+    assert len(held["complaints_blind2.jsonl"]) >= 300
     assert len(dev["complaints_dev.jsonl"]) >= 400
     dev_texts = {r["text"] for recs in dev.values() for r in recs}
     for name, recs in held.items():
@@ -68,8 +71,8 @@ TARGETS: dict[str, tuple[Metric, float]] = {
 # Measured misses (set, metric) → reason. Remove an entry when the target is met (strict xfail).
 MISSES: dict[tuple[str, str], str] = {
     ("complaints_test.jsonl", "emergency_recall"): "test emergency recall is 17/18 = 0.944 < 0.95",
-    ("complaints_blind.jsonl", "category_accuracy"): "blind category accuracy is 0.905 < 0.92",
-    ("complaints_blind.jsonl", "emergency_recall"): "blind emergency recall is 28/32 = 0.875 < 0.95",
+    ("complaints_blind2.jsonl", "category_accuracy"): "blind2 category accuracy is 0.903 < 0.92",
+    ("complaints_blind2.jsonl", "angry_f1"): "blind2 angry F1 is 0.736 < 0.80",
 }
 
 
