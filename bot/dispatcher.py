@@ -16,7 +16,7 @@ from bot.container import App
 from bot.middlewares import CrossProcessIsolation, RetryRequests, StripNulMiddleware, TakeOnceMiddleware
 from bot.settings import Settings
 from dialogs import follow_up, privacy, residents, staff
-from dialogs.middlewares import FloodControlMiddleware, PerUserIsolation, on_error
+from dialogs.middlewares import FloodControlMiddleware, PersonMiddleware, PerUserIsolation, on_error
 from storage.fsm import SqlFSMStorage
 from storage.locks import UpdateLedger, UserLocks
 
@@ -61,6 +61,7 @@ def build_dispatcher(app: App, classifier: Any) -> Dispatcher:
     # Then: take each update once (a redelivery is ignored), then flood control.
     dp.update.outer_middleware(TakeOnceMiddleware(UpdateLedger(app.sessions, app.clock)))
     dp.update.outer_middleware(StripNulMiddleware())
+    dp.update.outer_middleware(PersonMiddleware(app.roster))  # staff/resident records: read once per update
     dp.message.outer_middleware(FloodControlMiddleware())
     dp.shutdown.register(locks.close)
     dp.errors.register(on_error)

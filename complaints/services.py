@@ -599,6 +599,14 @@ class RosterService:
             staff = await uow.staff.get_by_telegram_id(telegram_id)
         return staff if staff is not None and staff.active else None
 
+    async def person_for_telegram(self, telegram_id: int) -> tuple[Staff | None, Resident | None]:
+        """Who a Telegram user is, in one read: their active staff record and their resident
+        record, each None when there is none (nothing is created)."""
+        async with self.uow_factory() as uow:
+            staff = await uow.staff.get_by_telegram_id(telegram_id)
+            resident = await uow.residents.get_by_telegram_id(telegram_id)
+        return (staff if staff is not None and staff.active else None), resident
+
     async def mark_reachable(self, telegram_id: int) -> None:
         """The staff member pressed /start (again): messages reach them now."""
         async with self.uow_factory() as uow:

@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.container import App
 from complaints.model import DomainError, Status
 from dialogs import texts
+from dialogs.middlewares import Person
 from dialogs.staff_views import FollowUpAction, stars_keyboard
 
 
@@ -24,9 +25,9 @@ def make_router() -> Router:
     return router
 
 
-async def on_follow_up(query: CallbackQuery, callback_data: FollowUpAction, state: FSMContext, app: App) -> None:
-    user = query.from_user
-    resident = await app.roster.resident_for_telegram(user.id, user.full_name)
+async def on_follow_up(query: CallbackQuery, callback_data: FollowUpAction, state: FSMContext, app: App,
+                       person: Person) -> None:
+    resident = await person.resident()
     message = query.message if isinstance(query.message, Message) else None
     number = callback_data.number
     try:
@@ -74,12 +75,10 @@ async def on_follow_up(query: CallbackQuery, callback_data: FollowUpAction, stat
         await query.answer(str(exc)[:200], show_alert=True)
 
 
-async def on_comment(message: Message, state: FSMContext, app: App) -> None:
+async def on_comment(message: Message, state: FSMContext, app: App, person: Person) -> None:
     data = await state.get_data()
     await state.clear()
-    user = message.from_user
-    assert user is not None
-    resident = await app.roster.resident_for_telegram(user.id, user.full_name)
+    resident = await person.resident()
     comment = (message.text or "").strip()[:2000]
     try:
         await app.complaints.comment_follow_up(data.get("number", ""), by=resident.as_actor(), comment=comment)

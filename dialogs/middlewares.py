@@ -1,4 +1,5 @@
-"""Cross-cutting dialog behaviour: one update at a time per user, flood control, no tracebacks."""
+"""Cross-cutting dialog behaviour: one update at a time per user, who is writing (looked up once
+per update), flood control, no tracebacks."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
-from aiogram.types import ErrorEvent, Message, TelegramObject
+from aiogram.types import ErrorEvent, Message, TelegramObject, User
 
+from complaints.people import Resident, Staff
+from complaints.services import RosterService
 from dialogs import texts
 
 logger = logging.getLogger(__name__)
@@ -54,6 +57,51 @@ class PerUserIsolation(BaseEventIsolation):
     async def close(self) -> None:
         self._locks.clear()
         self._waiting.clear()
+
+
+class Person:
+    """The Telegram user behind one update as the roster knows them, read once per update.
+
+    The staff filter and the handlers ask for ``staff()`` / ``resident()`` as often as they like;
+    the first question reads both records in one transaction. Nothing outlives the update, so a
+    staff invite, a /join or a removal (from any process) counts from the next update on.
+    """
+
+    def __init__(self, roster: RosterService, user: User) -> None:
+        self.roster, self.user = roster, user
+        self._loaded = False
+        self._staff: Staff | None = None
+        self._resident: Resident | None = None
+
+    async def _load(self) -> None:
+        if not self._loaded:
+            self._staff, self._resident = await self.roster.person_for_telegram(self.user.id)
+            self._loaded = True
+
+    async def staff(self) -> Staff | None:
+        """The active staff record, or None."""
+        await self._load()
+        return self._staff
+
+    async def resident(self) -> Resident:
+        """The resident record, created on first contact (as ``RosterService.resident_for_telegram``)."""
+        await self._load()
+        if self._resident is None:
+            self._resident = await self.roster.resident_for_telegram(self.user.id, self.user.full_name)
+        return self._resident
+
+
+class PersonMiddleware(BaseMiddleware):
+    """Outer update middleware: hands every handler and filter ``person`` (lazy: no read until asked)."""
+
+    def __init__(self, roster: RosterService) -> None:
+        self.roster = roster
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user = data.get("event_from_user")
+        if user is not None:
+            data["person"] = Person(self.roster, user)
+        return await handler(event, data)
 
 
 class FloodControlMiddleware(BaseMiddleware):

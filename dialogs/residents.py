@@ -31,11 +31,11 @@ from complaints.model import (
     Urgency,
     mask_phone,
 )
-from complaints.people import Resident
 from complaints.services import NewComplaint
 from dialogs import keyboards as kb
 from dialogs import texts
 from dialogs.keyboards import ComplaintAction, DraftAction
+from dialogs.middlewares import Person
 
 MAX_PHOTOS = 5
 MAX_STORED_TEXT = 10_000
@@ -107,12 +107,6 @@ def make_router() -> Router:
 
 
 # ---- helpers --------------------------------------------------------------------------------------
-async def _resident(app: App, message: Message | CallbackQuery) -> Resident:
-    user = message.from_user
-    assert user is not None
-    return await app.roster.resident_for_telegram(user.id, user.full_name)
-
-
 def _location_dict(loc: Any, text: str | None) -> dict[str, Any] | None:
     if loc is None:
         return None
@@ -136,9 +130,9 @@ def _categories(classifier: Any) -> dict[str, str]:
 
 
 # ---- menu and commands ----------------------------------------------------------------------------
-async def on_start(message: Message, state: FSMContext, app: App) -> None:
+async def on_start(message: Message, state: FSMContext, person: Person) -> None:
     await state.clear()
-    await _resident(app, message)
+    await person.resident()
     name = message.from_user.first_name if message.from_user else None
     await message.answer(texts.welcome(name), reply_markup=kb.main_menu())
 
@@ -192,7 +186,7 @@ async def on_unsupported(message: Message, state: FSMContext) -> None:
 
 
 # ---- intake -------------------------------------------------------------------------------------
-async def on_text(message: Message, state: FSMContext, app: App, classifier: Any) -> None:
+async def on_text(message: Message, state: FSMContext, app: App, classifier: Any, person: Person) -> None:
     text = (message.text or "").strip()
     data = await state.get_data()
     if not data.get("photos"):
@@ -206,11 +200,11 @@ async def on_text(message: Message, state: FSMContext, app: App, classifier: Any
     if not _meaningful(text, 2):
         await message.answer(texts.EMPTY_TEXT)
         return
-    await _start_draft(message, state, app, classifier, text[:MAX_STORED_TEXT],
+    await _start_draft(message, state, app, person, classifier, text[:MAX_STORED_TEXT],
                        photos=list(data.get("photos", [])), emergency=bool(data.get("emergency")))
 
 
-async def on_media(message: Message, state: FSMContext, app: App, classifier: Any) -> None:
+async def on_media(message: Message, state: FSMContext, app: App, classifier: Any, person: Person) -> None:
     attachment = _attachment(message)
     data = await state.get_data()
     photos: list[dict[str, Any]] = list(data.get("photos", []))
@@ -224,7 +218,7 @@ async def on_media(message: Message, state: FSMContext, app: App, classifier: An
     if current is None and group and data.get("submitted_group") == group:
         # The rest of an album whose first photo already filed the complaint (an emergency
         # with its location in the caption): the pictures belong to that complaint.
-        resident = await _resident(app, message)
+        resident = await person.resident()
         await app.complaints.add_info(data["submitted_number"], by=resident.as_actor(),
                                       attachments=[Attachment(**attachment)])
         return
@@ -232,7 +226,7 @@ async def on_media(message: Message, state: FSMContext, app: App, classifier: An
     await state.update_data(photos=photos)
     caption = (message.caption or "").strip()
     if caption and current in (None, Intake.text.state) and _meaningful(caption, 2):
-        await _start_draft(message, state, app, classifier, caption[:MAX_STORED_TEXT], photos=photos,
+        await _start_draft(message, state, app, person, classifier, caption[:MAX_STORED_TEXT], photos=photos,
                            emergency=bool(data.get("emergency")), group=group)
         return
     if current is None:
@@ -254,10 +248,10 @@ def _attachment(message: Message) -> dict[str, Any]:
     return {"kind": "video", "file_id": message.video.file_id, "caption": message.caption}
 
 
-async def _start_draft(message: Message, state: FSMContext, app: App, classifier: Any, text: str, *,
-                       photos: list[dict[str, Any]], emergency: bool, group: str | None = None) -> None:
+async def _start_draft(message: Message, state: FSMContext, app: App, person: Person, classifier: Any,
+                       text: str, *, photos: list[dict[str, Any]], emergency: bool, group: str | None = None) -> None:
     result = classifier.classify(text)
-    resident = await _resident(app, message)
+    resident = await person.resident()
     urgency = Urgency.EMERGENCY if emergency else Urgency(result.urgency)
     location = _location_dict(result.location, None)
     draft: dict[str, Any] = {
@@ -275,10 +269,10 @@ async def _start_draft(message: Message, state: FSMContext, app: App, classifier
     await state.set_data(draft)
     if result.emotion == "angry":
         await message.answer(texts.EMPATHY)
-    await _advance(message, state, app, draft)
+    await _advance(message, state, app, person, draft)
 
 
-async def _advance(message: Message, state: FSMContext, app: App, draft: dict[str, Any]) -> None:
+async def _advance(message: Message, state: FSMContext, app: App, person: Person, draft: dict[str, Any]) -> None:
     """Ask only what is still missing; emergencies ask at most for the location."""
     emergency = draft["urgency"] == Urgency.EMERGENCY
     if draft.get("location") is None and not draft.get("location_skipped"):
@@ -288,7 +282,7 @@ async def _advance(message: Message, state: FSMContext, app: App, draft: dict[st
         await message.answer(text, reply_markup=kb.areas_keyboard(draft["draft"], emergency=emergency))
         return
     if emergency:
-        await _submit(message, state, app, draft)
+        await _submit(message, state, app, person, draft)
         return
     if not draft.get("phone") and not draft.get("anonymous"):
         await state.set_state(Intake.contact)
@@ -303,7 +297,8 @@ async def _show_card(message: Message, state: FSMContext, draft: dict[str, Any])
     await message.answer(texts.confirm_card(draft, low_confidence=low), reply_markup=kb.confirm_keyboard(draft["draft"]))
 
 
-async def on_location_text(message: Message, state: FSMContext, app: App, classifier: Any) -> None:
+async def on_location_text(message: Message, state: FSMContext, app: App, classifier: Any,
+                           person: Person) -> None:
     text = (message.text or "").strip()[:200]
     if not _MEANINGFUL.search(text):
         await message.answer(texts.ASK_LOCATION)
@@ -313,20 +308,20 @@ async def on_location_text(message: Message, state: FSMContext, app: App, classi
         "building": None, "unit": None, "room": None, "area": None, "text": text}
     draft.update(location=location, location_label=_location_label(location))
     await state.set_data(draft)
-    await _advance(message, state, app, draft)
+    await _advance(message, state, app, person, draft)
 
 
-async def on_location_pin(message: Message, state: FSMContext, app: App) -> None:
+async def on_location_pin(message: Message, state: FSMContext, app: App, person: Person) -> None:
     assert message.location is not None
     text = f"定位 {message.location.latitude:.5f},{message.location.longitude:.5f}"
     draft = await state.get_data()
     location = {"building": None, "unit": None, "room": None, "area": None, "text": text}
     draft.update(location=location, location_label=text)
     await state.set_data(draft)
-    await _advance(message, state, app, draft)
+    await _advance(message, state, app, person, draft)
 
 
-async def on_contact_shared(message: Message, state: FSMContext, app: App) -> None:
+async def on_contact_shared(message: Message, state: FSMContext, app: App, person: Person) -> None:
     contact = message.contact
     assert contact is not None and message.from_user is not None
     # Only the resident's own number (the request_contact button sends it with their user_id);
@@ -337,24 +332,25 @@ async def on_contact_shared(message: Message, state: FSMContext, app: App) -> No
     phone = re.sub(r"\D", "", contact.phone_number)
     if phone.startswith("86") and len(phone) == 13:
         phone = phone[2:]
-    await _remember_contact(message, state, app, phone=phone)
+    await _remember_contact(message, state, app, person, phone=phone)
 
 
-async def on_contact_text(message: Message, state: FSMContext, app: App) -> None:
+async def on_contact_text(message: Message, state: FSMContext, app: App, person: Person) -> None:
     text = (message.text or "").strip()
     if text == texts.ANONYMOUS:
-        await _remember_contact(message, state, app, phone=None)
+        await _remember_contact(message, state, app, person, phone=None)
         return
     phone = _normalise_phone(text)
     if phone is None:
         await message.answer(texts.BAD_PHONE, reply_markup=kb.contact_keyboard())
         return
-    await _remember_contact(message, state, app, phone=phone)
+    await _remember_contact(message, state, app, person, phone=phone)
 
 
-async def _remember_contact(message: Message, state: FSMContext, app: App, *, phone: str | None) -> None:
+async def _remember_contact(message: Message, state: FSMContext, app: App, person: Person, *,
+                            phone: str | None) -> None:
     """The choice is remembered on the resident, so next time nobody asks again."""
-    resident = await _resident(app, message)
+    resident = await person.resident()
     if phone:
         resident.phone, resident.prefers_anonymous = phone, False
     else:
@@ -364,10 +360,10 @@ async def _remember_contact(message: Message, state: FSMContext, app: App, *, ph
     draft.update(phone=phone, phone_masked=mask_phone(phone), anonymous=phone is None)
     await state.set_data(draft)
     await message.answer("好的,已记录。", reply_markup=kb.main_menu())
-    await _advance(message, state, app, draft)
+    await _advance(message, state, app, person, draft)
 
 
-async def on_text_in_confirm(message: Message, state: FSMContext, app: App, classifier: Any) -> None:
+async def on_text_in_confirm(message: Message, state: FSMContext, app: App, person: Person) -> None:
     """More words while the card is shown: add them to the description and show the card again.
 
     A phone number on its own replaces the contact (the way to stop being anonymous)."""
@@ -377,7 +373,7 @@ async def on_text_in_confirm(message: Message, state: FSMContext, app: App, clas
         await _show_card(message, state, draft)
         return
     if _normalise_phone(text) is not None:
-        await _remember_contact(message, state, app, phone=_normalise_phone(text))
+        await _remember_contact(message, state, app, person, phone=_normalise_phone(text))
         return
     draft["text"] = (draft.get("text", "") + "\n" + text)[:MAX_STORED_TEXT]
     await state.set_data(draft)
@@ -385,7 +381,7 @@ async def on_text_in_confirm(message: Message, state: FSMContext, app: App, clas
 
 
 async def on_draft_button(query: CallbackQuery, callback_data: DraftAction, state: FSMContext, app: App,
-                          classifier: Any) -> None:
+                          classifier: Any, person: Person) -> None:
     draft = await state.get_data()
     message = query.message
     if draft.get("draft") != callback_data.draft or not isinstance(message, Message):
@@ -403,17 +399,17 @@ async def on_draft_button(query: CallbackQuery, callback_data: DraftAction, stat
         await state.set_data(draft)
         await query.answer(f"位置:{area}")
         await message.edit_reply_markup(reply_markup=None)
-        await _advance(message, state, app, draft)
+        await _advance(message, state, app, person, draft)
     elif action == "skip" and await state.get_state() == Intake.location.state:
         draft["location_skipped"] = True
         await state.set_data(draft)
         await query.answer()
         await message.edit_reply_markup(reply_markup=None)
-        await _advance(message, state, app, draft)
+        await _advance(message, state, app, person, draft)
     elif action == "submit" and await state.get_state() == Intake.confirm.state:
         # Register first: if that fails the card keeps its buttons and the error handler answers
         # the press. A second tap waits for this one (per-user lock) and finds the draft gone.
-        await _submit(message, state, app, draft)
+        await _submit(message, state, app, person, draft)
         await query.answer("已提交")
         await message.edit_reply_markup(reply_markup=None)
     elif action == "category" and await state.get_state() == Intake.confirm.state:
@@ -439,8 +435,8 @@ async def on_draft_button(query: CallbackQuery, callback_data: DraftAction, stat
         await query.answer(texts.STALE_BUTTON, show_alert=True)
 
 
-async def _submit(message: Message, state: FSMContext, app: App, draft: dict[str, Any]) -> None:
-    resident = await app.roster.resident_for_telegram(message.chat.id)
+async def _submit(message: Message, state: FSMContext, app: App, person: Person, draft: dict[str, Any]) -> None:
+    resident = await person.resident()
     location = Location(**draft["location"]) if draft.get("location") else Location()
     anonymous = bool(draft.get("anonymous"))
     new = NewComplaint(
@@ -461,21 +457,21 @@ async def _submit(message: Message, state: FSMContext, app: App, draft: dict[str
 
 
 # ---- my complaints ------------------------------------------------------------------------------
-async def on_my(message: Message, state: FSMContext, app: App) -> None:
+async def on_my(message: Message, state: FSMContext, app: App, person: Person) -> None:
     await state.clear()
-    resident = await _resident(app, message)
+    resident = await person.resident()
     complaints = await app.complaints.list(resident_id=resident.id, limit=10)
     markup = kb.my_list_keyboard([c.number for c in complaints]) if complaints else None
     await message.answer(texts.my_list(complaints, app.policy.tz), reply_markup=markup)
 
 
 async def on_complaint_button(query: CallbackQuery, callback_data: ComplaintAction, state: FSMContext,
-                              app: App) -> None:
+                              app: App, person: Person) -> None:
     message = query.message
     if not isinstance(message, Message):  # too old for Telegram to show us
         await query.answer(texts.STALE_BUTTON, show_alert=True)
         return
-    resident = await _resident(app, query)
+    resident = await person.resident()
     try:
         complaint = await app.complaints.get(callback_data.number)
     except DomainError:
@@ -517,7 +513,7 @@ async def on_complaint_button(query: CallbackQuery, callback_data: ComplaintActi
                            else texts.STALE_BUTTON, show_alert=True)
 
 
-async def on_add_info(message: Message, state: FSMContext, app: App, classifier: Any) -> None:
+async def on_add_info(message: Message, state: FSMContext, app: App, classifier: Any, person: Person) -> None:
     data = await state.get_data()
     number = data.get("number") or ""
     since = data.get("since")
@@ -525,11 +521,11 @@ async def on_add_info(message: Message, state: FSMContext, app: App, classifier:
         # The resident never pressed 完成 and has come back later: this is a new matter.
         await state.clear()
         if message.text:
-            await on_text(message, state, app, classifier)
+            await on_text(message, state, app, classifier, person)
         else:
-            await on_media(message, state, app, classifier)
+            await on_media(message, state, app, classifier, person)
         return
-    resident = await _resident(app, message)
+    resident = await person.resident()
     text = (message.text or message.caption or "").strip()[:MAX_STORED_TEXT] or None
     attachments = [Attachment(**_attachment(message))] if (message.photo or message.video) else None
     if text is not None and attachments is None and not _meaningful(text):

@@ -30,6 +30,7 @@ from complaints.people import Staff
 from complaints.views import category_label, local_text
 from dialogs import staff_views as sv
 from dialogs import texts
+from dialogs.middlewares import Person
 from dialogs.staff_views import StaffAction
 
 
@@ -50,10 +51,10 @@ class IsStaff(Filter):
     def __init__(self, *roles: Role) -> None:
         self.roles = roles
 
-    async def __call__(self, event: Message | CallbackQuery, app: App) -> bool | dict[str, Any]:
-        if event.from_user is None:
+    async def __call__(self, event: Message | CallbackQuery, person: Person | None = None) -> bool | dict[str, Any]:
+        if person is None:  # no user behind the update
             return False
-        staff = await app.roster.staff_by_telegram(event.from_user.id)
+        staff = await person.staff()
         if staff is None or (self.roles and staff.role not in self.roles):
             return False
         return {"staff": staff}
@@ -109,8 +110,8 @@ def make_router() -> Router:
     return router
 
 
-async def on_staff_command_denied(message: Message, app: App) -> None:
-    staff = await app.roster.staff_by_telegram(message.from_user.id) if message.from_user else None
+async def on_staff_command_denied(message: Message, person: Person | None = None) -> None:
+    staff = await person.staff() if person is not None else None
     await message.answer(SUPERVISORS_ONLY if staff is not None else NOT_STAFF)
 
 
