@@ -19,8 +19,9 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Learned", "LearnedError", "LearnedScore", "features", "learn", "load_learned"]
 
@@ -47,14 +48,18 @@ class Learned:
     def score(self, feats: set[str]) -> LearnedScore:
         table = self.table
         known = table.keys() & feats  # set intersection runs in C: the hot path stays cheap
-        rows = [table[f] for f in known]
         n = len(self.categories)
-        sums = [sum(col) for col in zip(*rows, strict=True)] if rows else [0.0] * (n + 2)
+        if not known:
+            return LearnedScore(
+                dict.fromkeys(self.categories, 0.0), self.emergency_prior, self.angry_prior, known
+            )
+        rows = itemgetter(*known)(table) if len(known) > 1 else (table[next(iter(known))],)
+        sums = list(map(sum, zip(*rows, strict=True)))
         return LearnedScore(
-            category=dict(zip(self.categories, sums[:n], strict=True)),
-            emergency=self.emergency_prior + sums[n],
-            angry=self.angry_prior + sums[n + 1],
-            words=known,
+            dict(zip(self.categories, sums[:n], strict=True)),
+            self.emergency_prior + sums[n],
+            self.angry_prior + sums[n + 1],
+            known,
         )
 
     def top_words(self, score: LearnedScore, category: str, n: int = 3) -> list[str]:
@@ -67,8 +72,7 @@ class Learned:
         return [f for _, f in sorted(scored, reverse=True)[:n]]
 
 
-@dataclass(frozen=True)
-class LearnedScore:
+class LearnedScore(NamedTuple):
     category: dict[str, float]
     emergency: float
     angry: float
