@@ -628,6 +628,7 @@ class Classifier:
             and level < top_level
             and cap is None
             and not emergency_cancelled
+            and (not lset.emergency_categories or category in lset.emergency_categories)
             and lscore.emergency > lset.emergency_above
         ):
             level = top_level

@@ -107,6 +107,8 @@ class LearnedSettings:
     # None: the learned weights never decide that on their own.
     emergency_above: float | None
     angry_above: float | None
+    # Learned emergency evidence counts only for these categories (empty: all).
+    emergency_categories: frozenset[str] = frozenset()
 
 
 def _first_chars(items: Any) -> tuple[set[str] | None, bool]:
@@ -500,7 +502,13 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         l_line = loc.line_of("[learned]")
         lt = need_table(data["learned"], "learned", l_line)
         for key in lt:
-            if key not in ("file", "category_weight", "emergency_above", "angry_above"):
+            if key not in (
+                "file",
+                "category_weight",
+                "emergency_above",
+                "angry_above",
+                "emergency_categories",
+            ):
                 raise loc.error(loc.line_of("[learned]", key), f"learned 中未知的配置项 {key!r}")
         file = lt.get("file", "")
         if not isinstance(file, str):
@@ -523,7 +531,20 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
                 ),
                 emergency_above=optional("emergency_above"),
                 angry_above=optional("angry_above"),
+                emergency_categories=frozenset(
+                    str_list(
+                        lt.get("emergency_categories", []),
+                        "learned.emergency_categories",
+                        loc.line_of("[learned]", "emergency_categories"),
+                    )
+                ),
             )
+            unknown = learned.emergency_categories - set(categories)
+            if unknown:
+                raise loc.error(
+                    loc.line_of("[learned]", "emergency_categories"),
+                    f"learned.emergency_categories 用了未定义的类别 {sorted(unknown)!r}",
+                )
 
     known_top = {
         "learned",

@@ -25,7 +25,7 @@ from intents.cli import evaluate
 
 DATA = Path(__file__).resolve().parent / "data"
 HELD_OUT = ("complaints_test.jsonl", "complaints_blind.jsonl", "complaints_blind2.jsonl")
-DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", "2", "3", "4", "5", "6", "7", "8"))
+DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", "2", "3", "4", "5", "6", "7", "8", "9", "10"))
 
 
 def _load(name: str) -> list[dict[str, Any]]:
@@ -71,8 +71,8 @@ TARGETS: dict[str, tuple[Metric, float]] = {
 # Measured misses (set, metric) → reason. Remove an entry when the target is met (strict xfail).
 MISSES: dict[tuple[str, str], str] = {
     ("complaints_test.jsonl", "emergency_recall"): "test emergency recall is 17/18 = 0.944 < 0.95",
-    ("complaints_blind2.jsonl", "category_accuracy"): "blind2 category accuracy is 0.903 < 0.92",
-    ("complaints_blind2.jsonl", "angry_f1"): "blind2 angry F1 is 0.736 < 0.80",
+    ("complaints_blind2.jsonl", "category_accuracy"): "blind2 category accuracy is 0.906 < 0.92",
+    ("complaints_blind2.jsonl", "angry_f1"): "blind2 angry F1 is 0.743 < 0.80",
 }
 
 
