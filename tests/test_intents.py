@@ -304,6 +304,8 @@ def test_rules_file_from_environment_variable(tmp_path: Path, monkeypatch: pytes
         ("ask_below = 0.5", "ask_below = 5", "超出范围"),
         ("[categories.other]", "[categories.Other]", "小写"),
         ('not_in_urgency = ["emergency"]', 'not_in_urgency = ["urgent"]', "not_in_urgency"),
+        ('emergency_categories = ["maintenance", "security"]', 'emergency_categories = ["plumbing"]', "plumbing"),
+        ("category_weight = 0.3", 'category_weight = "high"', "必须是数字"),
     ],
 )
 def test_invalid_rules_name_file_and_line(tmp_path: Path, old: str, new: str, message: str) -> None:
