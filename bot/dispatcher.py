@@ -55,8 +55,8 @@ def build_dispatcher(app: App, classifier: Any) -> Dispatcher:
     # One user's updates one at a time: in order within this process, and across processes
     # (PostgreSQL advisory lock); aiogram takes this before it reads the FSM state.
     locks = UserLocks(app.engine)
-    dp = Dispatcher(storage=SqlFSMStorage(app.sessions, app.clock),
-                    events_isolation=CrossProcessIsolation(PerUserIsolation(), locks),
+    storage = SqlFSMStorage(app.sessions, app.clock)
+    dp = Dispatcher(storage=storage, events_isolation=CrossProcessIsolation(PerUserIsolation(), locks, storage),
                     app=app, classifier=classifier)
     # Then: take each update once (a redelivery is ignored), then flood control.
     dp.update.outer_middleware(TakeOnceMiddleware(UpdateLedger(app.sessions, app.clock)))

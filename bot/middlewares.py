@@ -21,6 +21,7 @@ from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
 
+from storage.fsm import SqlFSMStorage
 from storage.locks import UpdateLedger, UserLocks
 
 logger = logging.getLogger(__name__)
@@ -72,20 +73,23 @@ class StripNulMiddleware(BaseMiddleware):
 class CrossProcessIsolation(BaseEventIsolation):
     """The dispatcher's events isolation: this process's per-user lock, then the user's PostgreSQL
     advisory lock. aiogram takes it before it reads the FSM state, so whichever process gets a
-    resident's next update sees the state the previous update left."""
+    resident's next update sees the state the previous update left. While both are held, the FSM
+    storage reads the user's row once (``SqlFSMStorage.held``): nobody else can write it."""
 
-    def __init__(self, local: BaseEventIsolation, locks: UserLocks) -> None:
+    def __init__(self, local: BaseEventIsolation, locks: UserLocks, storage: SqlFSMStorage | None = None) -> None:
         self.local = local
         self.locks = locks
+        self.storage = storage
 
     @contextlib.asynccontextmanager
     async def lock(self, key: StorageKey) -> AsyncIterator[None]:
-        async with self.local.lock(key):
-            if not self.locks.enabled:
-                yield
-                return
-            async with self.locks.hold(key.user_id):
-                yield
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.local.lock(key))
+            if self.locks.enabled:
+                await stack.enter_async_context(self.locks.hold(key.user_id))
+            if self.storage is not None:
+                await stack.enter_async_context(self.storage.held(key))
+            yield
 
     async def close(self) -> None:
         await self.local.close()
