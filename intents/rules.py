@@ -188,7 +188,8 @@ class _Locator:
         line = start
         for needle in needles:
             for i in range(line - 1, len(self.lines)):
-                if needle in self.lines[i]:
+                # A comment may mention a key ("category_weight 设为 0 即不用"): not its line.
+                if needle in self.lines[i] and not self.lines[i].lstrip().startswith("#"):
                     line = i + 1
                     break
         return line
