@@ -76,10 +76,10 @@ class UserLocks:
         self.enabled = engine.dialect.name == "postgresql"
         self.engine = None
         if self.enabled:
-            from sqlalchemy.ext.asyncio import create_async_engine
+            from storage.db import create_engine
 
-            self.engine = create_async_engine(engine.url, pool_size=pool_size, max_overflow=0,
-                                              pool_pre_ping=True)
+            self.engine = create_engine(engine.url.render_as_string(hide_password=False),
+                                        pool_size=pool_size, max_overflow=0)
 
     @contextlib.asynccontextmanager
     async def hold(self, user_id: int) -> AsyncIterator[None]:

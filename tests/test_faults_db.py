@@ -131,3 +131,28 @@ async def test_database_unreachable_then_back(postgres_database_url: str, tmp_pa
             await bot.stop()
             await proxy.close()
     await app.close()
+
+
+async def test_connection_lost_while_idle_is_replaced_before_use(postgres_database_url: str) -> None:
+    """The pool pings only connections idle for a while (storage/db.py ping_when_idle): one that
+    died while idle is noticed at checkout and replaced, so the database coming back after a cut
+    or restart costs nobody a "system busy"."""
+    from sqlalchemy import text
+
+    from storage import db
+
+    url = make_url(postgres_database_url)
+    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
+    via_proxy = url.set(host="127.0.0.1", port=await proxy.start()).render_as_string(hide_password=False)
+    engine = db.create_engine(via_proxy)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+        proxy.cut()  # the pooled connection dies while idle
+        proxy.restore()
+        await asyncio.sleep(db.IDLE_BEFORE_PING + 0.2)
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 2"))).scalar_one() == 2
+    finally:
+        await engine.dispose()
+        await proxy.close()
