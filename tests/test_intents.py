@@ -502,3 +502,13 @@ def test_apologising_for_someone_else_cancels_the_quoted_threat(clf: Classifier)
     text = "我儿子刚才在电话里对你们吼 说要打12345 请别介意 我替他道歉 不过楼道那堆装修垃圾确实该清了"
     assert rules_only.classify(text).emotion == "calm"
     assert rules_only.classify("我儿子刚才在电话里对你们吼 说要打12345").emotion == "angry"
+
+
+def test_every_shipped_pattern_keeps_its_fast_guard(clf: Classifier) -> None:
+    # A pattern whose first characters cannot be listed (a leading "." or "\d") is tried at every
+    # position of every text: several times slower. The shipped rules must all stay guarded.
+    rules = clf.rules
+    patterns = [u.pattern for u in rules.urgency] + [e.pattern for e in rules.emotion]
+    patterns += [p for c in rules.contexts for p in (*c.all_of, *c.none_of)]
+    slow = [p.pattern[:40] for p in patterns if not p.pattern.startswith("(?=[")]
+    assert slow == []
