@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +26,9 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": 30})
-        # SQLite allows one writer; a pool of file connections is cheap and avoids cross-task reuse.
-        kwargs.setdefault("poolclass", NullPool)
+        # SQLite allows one writer, but opening a connection is not cheap with aiosqlite (a thread,
+        # the file, four PRAGMAs): pooled connections are reused, one task at a time each.
+        kwargs.setdefault("poolclass", AsyncAdaptedQueuePool)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
