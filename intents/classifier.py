@@ -439,7 +439,11 @@ class Classifier:
                 # suggest_freq (via freq=None) makes the word win against its own pieces.
                 tk.add_word(w)
         learned = None
-        if rules.learned is not None and with_learned:
+        ls = rules.learned
+        in_use = ls is not None and (
+            ls.category_weight > 0 or ls.emergency_above is not None or ls.angry_above is not None
+        )
+        if ls is not None and with_learned and in_use:
             try:
                 learned = load_learned(rules.learned.file)
             except LearnedError as exc:
