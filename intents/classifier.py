@@ -450,10 +450,16 @@ class Classifier:
                 raise RulesError(f"规则文件 {rules.path} 的 [learned]: {exc}") from None
         return cls(rules, tk, learned)
 
+    def _read(self, text: str) -> tuple[str, str, str, list[str]]:
+        """Normalised text, lower-cased, translated (what the rules match), and its tokens."""
+        norm = normalise(text)
+        lowered = norm.lower()
+        low = self._translate(lowered)
+        return norm, lowered, low, (self._tk.lcut(low, HMM=False) if low else [])
+
     def tokenize(self, text: str) -> list[str]:
-        """The tokens the classifier reads (normalised, translated, segmented) — also what ``--learn`` counts."""
-        low = self._translate(normalise(text).lower())
-        return self._tk.lcut(low, HMM=False) if low else []
+        """The tokens the classifier reads — also what ``--learn`` counts."""
+        return self._read(text)[3]
 
     @property
     def categories(self) -> dict[str, str]:
@@ -528,10 +534,7 @@ class Classifier:
         rules = self.rules
         if not isinstance(text, str):
             text = str(text)
-        norm = normalise(text)
-        lowered = norm.lower()
-        low = self._translate(lowered)
-        tokens = self._tk.lcut(low, HMM=False) if low else []
+        norm, lowered, low, tokens = self._read(text)
         hits = self._match_keywords(tokens)
         self._scan_gaps(low, hits)
         hits.sort(key=lambda h: h[0])
@@ -544,7 +547,7 @@ class Classifier:
             # The danger is over: the text is what remains of it (a complaint, a question, a thanks).
             raw_level, urg_words, _, hazard_boosts = self._urgency(low, below=top_level)
             emergency_cancelled = True
-        emergency = raw_level == len(URGENCY_LEVELS) - 1
+        emergency = raw_level == top_level
         # Context rules first decide which keyword hits to drop, then scale and boost.
         active = []
         for c in rules.contexts:
@@ -575,7 +578,7 @@ class Classifier:
                 first_pos.setdefault(cat, pos)
                 cat_words.setdefault(cat, []).append(word)
         has_hits = {c for c, v in scores.items() if v > 0}
-        if raw_level == len(URGENCY_LEVELS) - 1:
+        if emergency:
             for boost in hazard_boosts:
                 for cat, v in boost.items():
                     scores[cat] += v
@@ -590,9 +593,9 @@ class Classifier:
             if c.urgency_cap is not None and (cap is None or self._levels[c.urgency_cap] < self._levels[cap]):
                 cap = c.urgency_cap
 
+        # Learned weights (self.learned is only set when rules.learned is): one score per text.
         learned, lset = self.learned, rules.learned
-        feats: set[str] = features(tokens) if learned is not None else set()
-        lscore = learned.score(feats) if learned is not None else None
+        lscore = learned.score(features(tokens)) if learned is not None and lset is not None else None
         combined = scores
         if lscore is not None and lset is not None and lset.category_weight > 0:
             nb = lscore.category

@@ -264,6 +264,20 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         except re.error as exc:
             raise loc.error(line, f"{what} 正则表达式无效 {src!r}: {exc}") from None
 
+    def any_of(obj: Any, what: str, line: int) -> re.Pattern[str] | None:
+        """An optional list of regexes as one alternation (None when the list is empty)."""
+        src = str_list(obj, what, line)
+        return regex("|".join(f"(?:{p})" for p in src), what, line) if src else None
+
+    def category_numbers(obj: Any, what: str, line: int, rule: str) -> dict[str, float]:
+        """``{ category = number }`` (boost, scale): every key must be a defined category."""
+        out: dict[str, float] = {}
+        for cat, val in need_table(obj, what, line).items():
+            if cat not in categories:
+                raise loc.error(line, f"{rule} 的 {what.rsplit('.', 1)[-1]} 用了未定义的类别 {cat!r}")
+            out[cat] = number(val, f"{what}.{cat}", line, 0)
+        return out
+
     settings = need_table(data.get("settings", {}), "settings", loc.line_of("[settings]"))
     s_line = loc.line_of("[settings]")
     ask_below = number(
@@ -288,19 +302,10 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
     negators = str_list(
         settings.get("negators", []), "settings.negators", loc.line_of("[settings]", "negators")
     )
-    void_src = str_list(
+    emergency_void = any_of(
         settings.get("emergency_void", []),
         "settings.emergency_void",
         loc.line_of("[settings]", "emergency_void"),
-    )
-    emergency_void = (
-        regex(
-            "|".join(f"(?:{p})" for p in void_src),
-            "settings.emergency_void",
-            loc.line_of("[settings]", "emergency_void"),
-        )
-        if void_src
-        else None
     )
     fallback = settings.get("fallback", "other")
     if not isinstance(fallback, str):
@@ -370,15 +375,12 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
             regex(s, "context.none", loc.line_of(_toml_str(s), start=ctx_line))
             for s in str_list(ctx.get("none", []), "context.none", ctx_line)
         )
-        boost: dict[str, float] = {}
-        scale: dict[str, float] = {}
-        for key, target in (("boost", boost), ("scale", scale)):
-            tbl = need_table(ctx.get(key, {}), f"context.{key}", ctx_line)
-            kline = loc.line_of(key, start=ctx_line)
-            for cat, val in tbl.items():
-                if cat not in categories:
-                    raise loc.error(kline, f"上下文规则 {cname} 的 {key} 用了未定义的类别 {cat!r}")
-                target[cat] = number(val, f"context.{key}.{cat}", kline, 0)
+        boost, scale = (
+            category_numbers(
+                ctx.get(key, {}), f"context.{key}", loc.line_of(key, start=ctx_line), f"上下文规则 {cname}"
+            )
+            for key in ("boost", "scale")
+        )
         cap = ctx.get("urgency_cap")
         if cap is not None and cap not in URGENCY_LEVELS:
             raise loc.error(
@@ -406,34 +408,14 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         for p in pats:  # one by one first, so an error names the bad pattern's own line
             regex(p, "urgency.patterns", loc.line_of(_toml_str(p), start=u_line))
         pat = regex("|".join(f"(?:{p})" for p in pats), "urgency.patterns", u_line)
-        unless_src = str_list(u.get("unless", []), "urgency.unless", u_line)
-        unless = (
-            regex(
-                "|".join(f"(?:{p})" for p in unless_src),
-                "urgency.unless",
-                loc.line_of("unless", start=u_line),
-            )
-            if unless_src
-            else None
+        unless = any_of(u.get("unless", []), "urgency.unless", loc.line_of("unless", start=u_line))
+        despite = any_of(u.get("despite", []), "urgency.despite", loc.line_of("despite", start=u_line))
+        u_boost = category_numbers(
+            u.get("boost", {}),
+            "urgency.boost",
+            loc.line_of("boost", start=u_line),
+            f"紧急程度规则 {u.get('name', level)}",
         )
-        despite_src = str_list(u.get("despite", []), "urgency.despite", u_line)
-        despite = (
-            regex(
-                "|".join(f"(?:{p})" for p in despite_src),
-                "urgency.despite",
-                loc.line_of("despite", start=u_line),
-            )
-            if despite_src
-            else None
-        )
-        u_boost: dict[str, float] = {}
-        bline = loc.line_of("boost", start=u_line)
-        for cat, val in need_table(u.get("boost", {}), "urgency.boost", u_line).items():
-            if cat not in categories:
-                raise loc.error(
-                    bline, f"紧急程度规则 {u.get('name', level)} 的 boost 用了未定义的类别 {cat!r}"
-                )
-            u_boost[cat] = number(val, f"urgency.boost.{cat}", bline, 0)
         urgency.append(UrgencyRule(level, str(u.get("name", level)), pat, unless, despite, u_boost))
 
     # --- emotion ------------------------------------------------------------------------------
