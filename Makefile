@@ -1,5 +1,8 @@
 # Two commands for a fresh clone: `make run` (the bot, embedded defaults) and `make test`.
 PYTHON ?= python3
+# Test workers (pytest-xdist): one per core. Each worker is its own test session, so each gets its
+# own PostgreSQL database (tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
 VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
@@ -13,7 +16,7 @@ test: $(STAMP)
 	@# each script is quiet when they are present and says what to install when it cannot.
 	-@bash scripts/ensure-cjk-font
 	-@[ ! -f scripts/ensure-browser ] || bash scripts/ensure-browser
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
