@@ -36,12 +36,14 @@ import re
 import sys
 import threading
 import unicodedata
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from intents.learned import Learned, LearnedError, features, load_learned
-from intents.rules import URGENCY_LEVELS, Rules, RulesError, load_rules
+from intents.rules import URGENCY_LEVELS, Rules, RulesError, load_rules, needed_chars
+from intents.segment import Segmenter
 
 __all__ = ["Classification", "Classifier", "Location", "RulesError", "load_classifier_async"]
 
@@ -413,6 +415,8 @@ class Classifier:
     def __init__(self, rules: Rules, tokenizer: Any, learned: Learned | None = None) -> None:
         self.rules = rules
         self._tk = tokenizer
+        # jieba's HMM-free cut, same tokens at half the cost (all words are added by now).
+        self._segment = Segmenter(tokenizer).lcut
         self.learned = learned if rules.learned is not None else None
         index: dict[str, list[tuple[str, float]]] = {}
         for cat in rules.categories.values():
@@ -426,6 +430,20 @@ class Classifier:
         self._prefix2 = frozenset(w[:2] for w in index if len(w) >= 2)
         self._levels = {lvl: i for i, lvl in enumerate(URGENCY_LEVELS)}
         self._translate = _Translator(rules.translate)
+        # For each cue pattern, characters one of which any match contains: a text without them
+        # is not searched at all (most texts lack most cues). Rarer characters rule out more
+        # texts; jieba's count of a character as a word says how common it is.
+        freq = tokenizer.FREQ
+
+        def needs(p: re.Pattern[str]) -> frozenset[str] | None:
+            return needed_chars(p, lambda c: freq.get(c, 0) + 1)
+
+        self._urgency_rules = [(r, self._levels[r.level], needs(r.pattern)) for r in rules.urgency]
+        self._contexts = [
+            (c, tuple((p, needs(p)) for p in c.all_of), tuple((p, needs(p)) for p in c.none_of))
+            for c in rules.contexts
+        ]
+        self._emotion_cues = [(cue, needs(cue.pattern)) for cue in rules.emotion]
 
     @classmethod
     def load(cls, rules_path: str | Path | None = None, *, with_learned: bool = True) -> Classifier:
@@ -455,7 +473,7 @@ class Classifier:
         norm = normalise(text)
         lowered = norm.lower()
         low = self._translate(lowered)
-        return norm, lowered, low, (self._tk.lcut(low, HMM=False) if low else [])
+        return norm, lowered, low, (self._segment(low) if low else [])
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens the classifier reads — also what ``--learn`` counts."""
@@ -541,24 +559,25 @@ class Classifier:
 
         # Urgency cues are read before the context rules: a question or a thank-you in the same
         # text ("保安在哪里？") must never hide an emergency, so capping rules are then skipped.
-        raw_level, urg_words, emergency_cancelled, hazard_boosts = self._urgency(low)
+        chars = set(low)
+        raw_level, urg_words, emergency_cancelled, hazard_boosts = self._urgency(low, chars)
         top_level = len(URGENCY_LEVELS) - 1
         if raw_level == top_level and rules.emergency_void is not None and rules.emergency_void.search(low):
             # The danger is over: the text is what remains of it (a complaint, a question, a thanks).
-            raw_level, urg_words, _, hazard_boosts = self._urgency(low, below=top_level)
+            raw_level, urg_words, _, hazard_boosts = self._urgency(low, chars, below=top_level)
             emergency_cancelled = True
         emergency = raw_level == top_level
         # Context rules first decide which keyword hits to drop, then scale and boost.
         active = []
-        for c in rules.contexts:
+        for c, all_of, none_of in self._contexts:
             if emergency and c.urgency_cap is not None:
                 continue
-            for p in c.all_of:
-                if p.search(low) is None:
+            for p, need in all_of:
+                if (need is not None and need.isdisjoint(chars)) or p.search(low) is None:
                     break
             else:
-                for p in c.none_of:
-                    if p.search(low) is not None:
+                for p, need in none_of:
+                    if (need is None or not need.isdisjoint(chars)) and p.search(low) is not None:
                         break
                 else:
                     active.append(c)
@@ -640,7 +659,7 @@ class Classifier:
         ):
             level = top_level
         urgency = URGENCY_LEVELS[level]
-        angry, emo_words = self._emotion(low, urgency)
+        angry, emo_words = self._emotion(low, chars, urgency)
         if (
             not angry
             and lscore is not None
@@ -671,7 +690,7 @@ class Classifier:
         )
 
     def _urgency(
-        self, low: str, below: int | None = None
+        self, low: str, chars: set[str], below: int | None = None
     ) -> tuple[int, list[str], bool, list[dict[str, float]]]:
         """Highest level whose cues appear (index into URGENCY_LEVELS) and the matched cue texts.
 
@@ -679,7 +698,6 @@ class Classifier:
         match: "电梯坏了，上次也坏过" is still an emergency, "上次电梯坏了" is not. A cue may span
         clauses ("暖气不热 冰凉冰凉的 老人冻得直哆嗦"); then all the clauses it touches count.
         """
-        levels = self._levels
         level = 0
         words: list[str] = []
         # An emergency cue that its own "unless" cancelled (past, hypothetical, resolved): learned
@@ -687,10 +705,9 @@ class Classifier:
         cancelled = False
         boosts: list[dict[str, float]] = []
         top = len(URGENCY_LEVELS) - 1
-        bounds: list[tuple[int, int]] | None = None
-        for rule in self.rules.urgency:
-            lv = levels[rule.level]
-            if below is not None and lv >= below:
+        bounds: tuple[list[int], list[int]] | None = None
+        for rule, lv, need in self._urgency_rules:
+            if (below is not None and lv >= below) or (need is not None and need.isdisjoint(chars)):
                 continue
             if rule.unless is None:
                 # Without an "unless" the clause does not matter; the whole text also catches
@@ -708,10 +725,14 @@ class Classifier:
                 continue
             for m in rule.pattern.finditer(low):
                 if bounds is None:
-                    bounds = [(b.start(), b.end()) for b in _CLAUSE_RE.finditer(low)]
-                start = max((e for _, e in bounds if e <= m.start()), default=0)
-                end = min((b for b, _ in bounds if b >= m.end()), default=len(low))
-                clause = low[start:end]
+                    seps = list(_CLAUSE_RE.finditer(low))
+                    bounds = ([b.start() for b in seps], [b.end() for b in seps])
+                starts, ends = bounds  # of the separators, both ascending
+                # The clause runs from the last separator ending at or before the match to the
+                # first one starting at or after it.
+                i = bisect_right(ends, m.start())
+                j = bisect_left(starts, m.end())
+                clause = low[ends[i - 1] if i else 0 : starts[j] if j < len(starts) else len(low)]
                 if not rule.unless.search(clause) or (
                     rule.despite is not None and rule.despite.search(clause)
                 ):
@@ -724,11 +745,11 @@ class Classifier:
                     cancelled = True
         return level, words, cancelled, boosts
 
-    def _emotion(self, low: str, urgency: str) -> tuple[bool, list[str]]:
+    def _emotion(self, low: str, chars: set[str], urgency: str) -> tuple[bool, list[str]]:
         score = 0.0
         words: list[str] = []
-        for cue in self.rules.emotion:
-            if urgency in cue.not_in_urgency:
+        for cue, need in self._emotion_cues:
+            if urgency in cue.not_in_urgency or (need is not None and need.isdisjoint(chars)):
                 continue
             m = cue.pattern.search(low)
             if m:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from re import _constants as _sre_c  # type: ignore[attr-defined]
@@ -152,6 +153,62 @@ def _first_chars(items: Any) -> tuple[set[str] | None, bool]:
         if not nullable:
             return out, False
     return out, True
+
+
+def needed_chars(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> frozenset[str] | None:
+    """Characters one of which every match of ``pattern`` contains (None: no such guarantee).
+
+    A text holding none of them cannot match, so the classifier skips the search. Where several
+    parts of a sequence qualify, the set whose characters are rarest (lowest total ``rarity``)
+    is chosen: "(电梯|梯子?)关人" needs 关 or 人, and 关 rules out more texts.
+    """
+    if pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        tree = _sre_p.parse(pattern.pattern)
+    except Exception:  # a private parser: never let it break loading
+        return None
+
+    def cost(chars: frozenset[str]) -> float:
+        return sum(rarity(c) for c in chars)
+
+    def sequence(items: Any) -> frozenset[str] | None:
+        best: frozenset[str] | None = None
+        for op, av in items:
+            chars = item(op, av)
+            if chars is not None and (best is None or cost(chars) < cost(best)):
+                best = chars
+        return best
+
+    def item(op: Any, av: Any) -> frozenset[str] | None:
+        if op is _sre_c.LITERAL:
+            return frozenset(chr(av))
+        if op is _sre_c.IN:
+            out: set[str] = set()
+            for o, a in av:
+                if o is _sre_c.LITERAL:
+                    out.add(chr(a))
+                elif o is _sre_c.RANGE and a[1] - a[0] < 256:
+                    out.update(chr(x) for x in range(a[0], a[1] + 1))
+                else:
+                    return None  # negated sets, \d, \w: anything goes
+            return frozenset(out)
+        if op is _sre_c.SUBPATTERN:
+            return None if av[1] or av[2] else sequence(av[3])
+        if op is _sre_c.BRANCH:
+            union: set[str] = set()
+            for alt in av[1]:
+                chars = sequence(alt)
+                if chars is None:
+                    return None
+                union |= chars
+            return frozenset(union)
+        if op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT):
+            return sequence(av[2]) if av[0] > 0 else None
+        return None  # ., look-arounds, anchors, back-references: no character guaranteed
+
+    chars = sequence(tree)
+    return chars or None
 
 
 def compile_fast(src: str) -> re.Pattern[str]:

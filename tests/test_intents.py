@@ -512,3 +512,73 @@ def test_every_shipped_pattern_keeps_its_fast_guard(clf: Classifier) -> None:
     patterns += [p for c in rules.contexts for p in (*c.all_of, *c.none_of)]
     slow = [p.pattern[:40] for p in patterns if not p.pattern.startswith("(?=[")]
     assert slow == []
+
+
+# --------------------------------------------------------------------------------------------
+# Speed work must not change a single reading
+# --------------------------------------------------------------------------------------------
+def _labelled_texts() -> list[str]:
+    return [
+        json.loads(line)["text"]
+        for path in sorted(DATA.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+
+
+def test_segmenter_cuts_exactly_like_jieba(clf: Classifier) -> None:
+    import random
+
+    from intents.segment import Segmenter
+
+    seg = Segmenter(clf._tk)
+    texts = [clf._read(t)[2] for t in _labelled_texts()]
+    # Random strings over the characters that steer jieba: CJK, latin runs, digits, its block
+    # separators (+#&._%-), spaces, \r\n, full-width punctuation.
+    rnd = random.Random(7)
+    alphabet = "的了电梯坏漏水物业保安楼号栋单元室abcAB12 3.-_%#&!,，。\n\r\t　"
+    texts += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(3000)]
+    assert len(texts) > 6000
+    different = [t for t in texts if seg.lcut(t) != clf._tk.lcut(t, HMM=False)]
+    assert different == []
+
+
+def test_needed_characters_of_a_pattern() -> None:
+    import re
+
+    from intents.rules import needed_chars
+
+    def needs(src: str) -> set[str] | None:
+        found = needed_chars(re.compile(src), lambda c: 100.0 if c in "人了" else 1.0)
+        return set(found) if found is not None else None
+
+    assert needs("(电梯|梯子?)关了?人") == {"关"}  # the rarer of 关 and 人; 了 is optional
+    assert needs("困人|被关") == {"困", "被"}  # one from each alternative
+    assert needs("[甲乙]{2,}丙?") == {"甲", "乙"}
+    # No character is certain: every text must be searched.
+    assert needs("a*") is None
+    assert needs("(?i)gas") is None
+    assert needs("[^x]") is None
+    assert needs(r"\d+号楼|漏水") == {"号", "漏"}
+    assert needs(r"\d+|漏水") is None
+    assert needs("(?=[漏])") is None
+
+
+def test_skipping_searches_never_changes_a_match(clf: Classifier) -> None:
+    # The classifier skips a cue's search when the text lacks all of its needed characters;
+    # on every labelled text, every shipped cue that matches must have one of them present.
+    rules = clf.rules
+    cues = [(r.pattern, n) for r, _, n in clf._urgency_rules] + [(c.pattern, n) for c, n in clf._emotion_cues]
+    cues += [pn for _, all_of, none_of in clf._contexts for pn in (*all_of, *none_of)]
+    assert len(cues) == len(rules.urgency) + len(rules.emotion) + sum(
+        len(c.all_of) + len(c.none_of) for c in rules.contexts
+    )
+    assert sum(n is not None for _, n in cues) > 0.9 * len(cues)  # nearly every cue can be skipped
+    wrong = []
+    for text in _labelled_texts():
+        low = clf._read(text)[2]
+        chars = set(low)
+        for pattern, need in cues:
+            if need is not None and need.isdisjoint(chars) and pattern.search(low):
+                wrong.append((text, pattern.pattern[:30]))
+    assert wrong == []
