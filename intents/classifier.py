@@ -38,11 +38,12 @@ import threading
 import unicodedata
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
 from intents.learned import Learned, LearnedError, features, load_learned
-from intents.rules import URGENCY_LEVELS, Rules, RulesError, load_rules, needed_chars
+from intents.rules import URGENCY_LEVELS, Rules, RulesError, load_rules, needed_pieces
 from intents.segment import Segmenter
 
 __all__ = ["Classification", "Classifier", "Location", "RulesError", "load_classifier_async"]
@@ -430,13 +431,28 @@ class Classifier:
         self._prefix2 = frozenset(w[:2] for w in index if len(w) >= 2)
         self._levels = {lvl: i for i, lvl in enumerate(URGENCY_LEVELS)}
         self._translate = _Translator(rules.translate)
-        # For each cue pattern, characters one of which any match contains: a text without them
-        # is not searched at all (most texts lack most cues). Rarer characters rule out more
-        # texts; jieba's count of a character as a word says how common it is.
+        # For each cue pattern, characters or character pairs one of which any match contains
+        # (``needed_pieces``): a text without them is not searched at all, and most texts lack
+        # most cues. Each such cue gets a slot number; ``_cue_index`` maps a piece to the slots
+        # that need it, so one pass over the text's pieces names the cues worth searching.
+        # Rarer pieces rule out more texts; jieba's count of a character as a word says how
+        # common it is, and a pair is taken to be far rarer than either of its characters.
         freq = tokenizer.FREQ
 
-        def needs(p: re.Pattern[str]) -> frozenset[str] | None:
-            return needed_chars(p, lambda c: freq.get(c, 0) + 1)
+        def rarity(piece: str) -> float:
+            return min(freq.get(c, 0) + 1 for c in piece) * (1.0 if len(piece) == 1 else 0.05)
+
+        self.cue_needs: list[frozenset[str]] = []  # by slot
+        cue_index: dict[str, list[int]] = {}
+
+        def needs(p: re.Pattern[str]) -> int | None:
+            pieces = needed_pieces(p, rarity)
+            if pieces is None:
+                return None  # searched in every text
+            self.cue_needs.append(pieces)
+            for piece in pieces:
+                cue_index.setdefault(piece, []).append(len(self.cue_needs) - 1)
+            return len(self.cue_needs) - 1
 
         self._urgency_rules = [(r, self._levels[r.level], needs(r.pattern)) for r in rules.urgency]
         self._contexts = [
@@ -444,6 +460,12 @@ class Classifier:
             for c in rules.contexts
         ]
         self._emotion_cues = [(cue, needs(cue.pattern)) for cue in rules.emotion]
+        self._cue_index = {piece: tuple(slots) for piece, slots in cue_index.items()}
+
+    def possible_cues(self, low: str) -> set[int]:
+        """Slots of the cues whose needed pieces ``low`` contains (all C-level iteration)."""
+        pieces = chain(low, map(str.__add__, low, low[1:]))
+        return set(chain.from_iterable(map(self._cue_index.get, pieces, repeat(()))))
 
     @classmethod
     def load(cls, rules_path: str | Path | None = None, *, with_learned: bool = True) -> Classifier:
@@ -559,12 +581,12 @@ class Classifier:
 
         # Urgency cues are read before the context rules: a question or a thank-you in the same
         # text ("保安在哪里？") must never hide an emergency, so capping rules are then skipped.
-        chars = set(low)
-        raw_level, urg_words, emergency_cancelled, hazard_boosts = self._urgency(low, chars)
+        possible = self.possible_cues(low)
+        raw_level, urg_words, emergency_cancelled, hazard_boosts = self._urgency(low, possible)
         top_level = len(URGENCY_LEVELS) - 1
         if raw_level == top_level and rules.emergency_void is not None and rules.emergency_void.search(low):
             # The danger is over: the text is what remains of it (a complaint, a question, a thanks).
-            raw_level, urg_words, _, hazard_boosts = self._urgency(low, chars, below=top_level)
+            raw_level, urg_words, _, hazard_boosts = self._urgency(low, possible, below=top_level)
             emergency_cancelled = True
         emergency = raw_level == top_level
         # Context rules first decide which keyword hits to drop, then scale and boost.
@@ -572,12 +594,12 @@ class Classifier:
         for c, all_of, none_of in self._contexts:
             if emergency and c.urgency_cap is not None:
                 continue
-            for p, need in all_of:
-                if (need is not None and need.isdisjoint(chars)) or p.search(low) is None:
+            for p, slot in all_of:
+                if (slot is not None and slot not in possible) or p.search(low) is None:
                     break
             else:
-                for p, need in none_of:
-                    if (need is None or not need.isdisjoint(chars)) and p.search(low) is not None:
+                for p, slot in none_of:
+                    if (slot is None or slot in possible) and p.search(low) is not None:
                         break
                 else:
                     active.append(c)
@@ -659,7 +681,7 @@ class Classifier:
         ):
             level = top_level
         urgency = URGENCY_LEVELS[level]
-        angry, emo_words = self._emotion(low, chars, urgency)
+        angry, emo_words = self._emotion(low, possible, urgency)
         if (
             not angry
             and lscore is not None
@@ -690,7 +712,7 @@ class Classifier:
         )
 
     def _urgency(
-        self, low: str, chars: set[str], below: int | None = None
+        self, low: str, possible: set[int], below: int | None = None
     ) -> tuple[int, list[str], bool, list[dict[str, float]]]:
         """Highest level whose cues appear (index into URGENCY_LEVELS) and the matched cue texts.
 
@@ -706,8 +728,8 @@ class Classifier:
         boosts: list[dict[str, float]] = []
         top = len(URGENCY_LEVELS) - 1
         bounds: tuple[list[int], list[int]] | None = None
-        for rule, lv, need in self._urgency_rules:
-            if (below is not None and lv >= below) or (need is not None and need.isdisjoint(chars)):
+        for rule, lv, slot in self._urgency_rules:
+            if (below is not None and lv >= below) or (slot is not None and slot not in possible):
                 continue
             if rule.unless is None:
                 # Without an "unless" the clause does not matter; the whole text also catches
@@ -745,11 +767,11 @@ class Classifier:
                     cancelled = True
         return level, words, cancelled, boosts
 
-    def _emotion(self, low: str, chars: set[str], urgency: str) -> tuple[bool, list[str]]:
+    def _emotion(self, low: str, possible: set[int], urgency: str) -> tuple[bool, list[str]]:
         score = 0.0
         words: list[str] = []
-        for cue, need in self._emotion_cues:
-            if urgency in cue.not_in_urgency or (need is not None and need.isdisjoint(chars)):
+        for cue, slot in self._emotion_cues:
+            if urgency in cue.not_in_urgency or (slot is not None and slot not in possible):
                 continue
             m = cue.pattern.search(low)
             if m:

@@ -155,12 +155,13 @@ def _first_chars(items: Any) -> tuple[set[str] | None, bool]:
     return out, True
 
 
-def needed_chars(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> frozenset[str] | None:
-    """Characters one of which every match of ``pattern`` contains (None: no such guarantee).
+def needed_pieces(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> frozenset[str] | None:
+    """Characters or character pairs one of which every match of ``pattern`` contains.
 
-    A text holding none of them cannot match, so the classifier skips the search. Where several
-    parts of a sequence qualify, the set whose characters are rarest (lowest total ``rarity``)
-    is chosen: "(电梯|梯子?)关人" needs 关 or 人, and 关 rules out more texts.
+    None: no such guarantee. A text holding none of them cannot match, so the classifier skips
+    the search. Where several parts of a sequence qualify, the set that is rarest (lowest total
+    ``rarity``) is chosen: "(电梯|梯子?)关人" needs 关 or 人 or the pair 关人, and the pair rules
+    out the most texts.
     """
     if pattern.flags & re.IGNORECASE:
         return None
@@ -169,15 +170,19 @@ def needed_chars(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> fr
     except Exception:  # a private parser: never let it break loading
         return None
 
-    def cost(chars: frozenset[str]) -> float:
-        return sum(rarity(c) for c in chars)
+    def cost(pieces: frozenset[str]) -> float:
+        return sum(rarity(p) for p in pieces)
 
     def sequence(items: Any) -> frozenset[str] | None:
+        items = list(items)
         best: frozenset[str] | None = None
-        for op, av in items:
-            chars = item(op, av)
-            if chars is not None and (best is None or cost(chars) < cost(best)):
-                best = chars
+        for i, (op, av) in enumerate(items):
+            found = [item(op, av)]
+            if op is _sre_c.LITERAL and i + 1 < len(items) and items[i + 1][0] is _sre_c.LITERAL:
+                found.append(frozenset([chr(av) + chr(items[i + 1][1])]))  # two literals in a row
+            for pieces in found:
+                if pieces is not None and (best is None or cost(pieces) < cost(best)):
+                    best = pieces
         return best
 
     def item(op: Any, av: Any) -> frozenset[str] | None:
@@ -198,17 +203,16 @@ def needed_chars(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> fr
         if op is _sre_c.BRANCH:
             union: set[str] = set()
             for alt in av[1]:
-                chars = sequence(alt)
-                if chars is None:
+                pieces = sequence(alt)
+                if pieces is None:
                     return None
-                union |= chars
+                union |= pieces
             return frozenset(union)
         if op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT):
             return sequence(av[2]) if av[0] > 0 else None
         return None  # ., look-arounds, anchors, back-references: no character guaranteed
 
-    chars = sequence(tree)
-    return chars or None
+    return sequence(tree) or None
 
 
 def compile_fast(src: str) -> re.Pattern[str]:

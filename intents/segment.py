@@ -51,7 +51,7 @@ class Segmenter:
         return out
 
     def _cut_block(self, s: str, out: list[str]) -> None:
-        freq, logp, logtotal = self._freq, self._logp, self._logtotal
+        word_freq, logp, logtotal = self._freq.get, self._logp, self._logtotal
         n = len(s)
         score = [0.0] * (n + 1)
         end = list(range(n + 1))  # end[k]: one past the last character of the best word at k
@@ -61,11 +61,12 @@ class Segmenter:
             best_end = k + 1
             i = k + 1
             frag = s[k]
-            while frag in freq:
-                if freq[frag]:
+            # The dictionary holds every prefix of every word (count 0 when not a word itself).
+            while (f := word_freq(frag)) is not None:
+                if f:
                     w = logp.get(frag)
                     if w is None:
-                        w = logp[frag] = log(freq[frag]) - logtotal
+                        w = logp[frag] = log(f) - logtotal
                     v = w + score[i]
                     # max() over (score, x) in jieba: equal scores go to the longer word.
                     if best is None or v >= best:

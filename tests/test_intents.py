@@ -543,30 +543,31 @@ def test_segmenter_cuts_exactly_like_jieba(clf: Classifier) -> None:
     assert different == []
 
 
-def test_needed_characters_of_a_pattern() -> None:
+def test_pieces_a_match_needs() -> None:
     import re
 
-    from intents.rules import needed_chars
+    from intents.rules import needed_pieces
 
     def needs(src: str) -> set[str] | None:
-        found = needed_chars(re.compile(src), lambda c: 100.0 if c in "人了" else 1.0)
+        found = needed_pieces(re.compile(src), lambda p: 100.0 if p in "人了" else 1.0 / len(p))
         return set(found) if found is not None else None
 
-    assert needs("(电梯|梯子?)关了?人") == {"关"}  # the rarer of 关 and 人; 了 is optional
-    assert needs("困人|被关") == {"困", "被"}  # one from each alternative
+    assert needs("(电梯|梯子?)关了?人") == {"关"}  # cheaper than {电梯, 梯}; 了 is optional, so no pair
+    assert needs("关人") == {"关人"}  # two literals in a row: the pair
+    assert needs("困人|被关") == {"困人", "被关"}  # one from each alternative
     assert needs("[甲乙]{2,}丙?") == {"甲", "乙"}
+    assert needs(r"\d+号楼|漏水") == {"号楼", "漏水"}
     # No character is certain: every text must be searched.
     assert needs("a*") is None
     assert needs("(?i)gas") is None
     assert needs("[^x]") is None
-    assert needs(r"\d+号楼|漏水") == {"号", "漏"}
     assert needs(r"\d+|漏水") is None
     assert needs("(?=[漏])") is None
 
 
 def test_skipping_searches_never_changes_a_match(clf: Classifier) -> None:
-    # The classifier skips a cue's search when the text lacks all of its needed characters;
-    # on every labelled text, every shipped cue that matches must have one of them present.
+    # The classifier searches a cue only when the text holds one of the pieces it needs;
+    # on every labelled text, every shipped cue that matches must have been among them.
     rules = clf.rules
     cues = [(r.pattern, n) for r, _, n in clf._urgency_rules] + [(c.pattern, n) for c, n in clf._emotion_cues]
     cues += [pn for _, all_of, none_of in clf._contexts for pn in (*all_of, *none_of)]
@@ -574,11 +575,19 @@ def test_skipping_searches_never_changes_a_match(clf: Classifier) -> None:
         len(c.all_of) + len(c.none_of) for c in rules.contexts
     )
     assert sum(n is not None for _, n in cues) > 0.9 * len(cues)  # nearly every cue can be skipped
-    wrong = []
+    wrong, skipped = [], 0
     for text in _labelled_texts():
         low = clf._read(text)[2]
-        chars = set(low)
-        for pattern, need in cues:
-            if need is not None and need.isdisjoint(chars) and pattern.search(low):
-                wrong.append((text, pattern.pattern[:30]))
+        possible = clf.possible_cues(low)
+        pieces = set(low) | set(map(str.__add__, low, low[1:]))
+        for pattern, slot in cues:
+            if slot is None:
+                continue
+            # The index agrees with the pieces themselves.
+            assert (slot in possible) == (not clf.cue_needs[slot].isdisjoint(pieces))
+            if slot not in possible:
+                skipped += 1
+                if pattern.search(low):
+                    wrong.append((text, pattern.pattern[:30]))
     assert wrong == []
+    assert skipped > 0.5 * len(cues) * 3000  # most searches are skipped
