@@ -165,10 +165,12 @@ def needed_pieces(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> f
     """
     if pattern.flags & re.IGNORECASE:
         return None
-    try:
-        tree = _sre_p.parse(pattern.pattern)
-    except Exception:  # a private parser: never let it break loading
-        return None
+    tree = _TREES.get(pattern.pattern)
+    if tree is None:
+        try:
+            tree = _sre_p.parse(pattern.pattern)
+        except Exception:  # a private parser: never let it break loading
+            return None
 
     def cost(pieces: frozenset[str]) -> float:
         return sum(rarity(p) for p in pieces)
@@ -215,6 +217,13 @@ def needed_pieces(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> f
     return sequence(tree) or None
 
 
+# Parsed trees of the rules' own regexes, by the source of the pattern compile_fast made from
+# each: ``needed_pieces`` reads them instead of parsing the same long regex once more (parsing is
+# most of the rules' start-up time).
+_TREES: dict[str, Any] = {}
+_GLOBAL_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.ASCII
+
+
 def compile_fast(src: str) -> re.Pattern[str]:
     """``re.compile(src)``, guarded by a look-ahead for the characters a match can start with.
 
@@ -222,14 +231,17 @@ def compile_fast(src: str) -> re.Pattern[str]:
     position; the look-ahead skips the positions where no alternative can begin, which makes the
     search several times faster and never changes what matches.
     """
-    pat = re.compile(src)
-    if pat.flags & re.IGNORECASE:
-        return pat
-    chars, nullable = _first_chars(_sre_p.parse(src))
+    tree = _sre_p.parse(src)  # raises re.error as re.compile would
+    if tree.state.flags & _GLOBAL_FLAGS:
+        return re.compile(src)  # (?i)… must stay at the start: no guard
+    chars, nullable = _first_chars(tree)
     if chars is None or nullable or not chars:
-        return pat
-    cls = "".join(sorted("\\" + c if c in "\\]^-[" else c for c in chars))
-    return re.compile(f"(?=[{cls}])(?:{src})")
+        pat = re.compile(src)
+    else:
+        cls = "".join(sorted("\\" + c if c in "\\]^-[" else c for c in chars))
+        pat = re.compile(f"(?=[{cls}])(?:{src})")
+    _TREES[pat.pattern] = tree
+    return pat
 
 
 def default_rules_path() -> Path:
