@@ -32,8 +32,11 @@ from __future__ import annotations
 
 import html
 import logging
+import marshal
+import os
 import re
 import sys
+import tempfile
 import threading
 import unicodedata
 from bisect import bisect_left, bisect_right
@@ -118,14 +121,34 @@ def _import_jieba() -> Any:
     return jieba
 
 
+def _load_base_dict(jieba: Any) -> tuple[dict[str, int], int]:
+    """jieba's main dictionary: from jieba's own cache file when it has written one.
+
+    jieba reads that file with ``marshal.load`` on the open file, which reads it in thousands of
+    small pieces: 0.8–0.95 s here. Reading the whole file first and ``marshal.loads`` gives the
+    same dictionary in 0.3 s — the largest part of the CLI's cold start. Without a usable cache
+    jieba builds the dictionary (and writes the cache) as usual.
+    """
+    base = jieba.Tokenizer()
+    if base.dictionary == jieba.DEFAULT_DICT and not base.cache_file:
+        cache = os.path.join(base.tmp_dir or tempfile.gettempdir(), "jieba.cache")  # jieba's name
+        try:
+            with open(cache, "rb") as f:
+                freq, total = marshal.loads(f.read())
+            if isinstance(freq, dict) and isinstance(total, int) and freq:
+                return freq, total
+        except (OSError, ValueError, EOFError, TypeError):
+            pass  # missing or unreadable: let jieba build it
+    base.initialize()
+    return base.FREQ, base.total
+
+
 def _new_tokenizer() -> Any:
     global _base_dict
     jieba = _import_jieba()
     with _base_lock:
         if _base_dict is None:
-            base = jieba.Tokenizer()
-            base.initialize()
-            _base_dict = (base.FREQ, base.total)
+            _base_dict = _load_base_dict(jieba)
     freq, total = _base_dict
     tk = jieba.Tokenizer()
     tk.FREQ = dict(freq)

@@ -591,3 +591,22 @@ def test_skipping_searches_never_changes_a_match(clf: Classifier) -> None:
                     wrong.append((text, pattern.pattern[:30]))
     assert wrong == []
     assert skipped > 0.5 * len(cues) * 3000  # most searches are skipped
+
+
+def test_jieba_dictionary_from_its_cache_equals_jiebas_own_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from intents.classifier import _import_jieba, _load_base_dict
+
+    jieba = _import_jieba()
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    built = _load_base_dict(jieba)  # no cache yet: jieba builds the dictionary and writes one
+    assert (tmp_path / "jieba.cache").is_file()
+    cached = _load_base_dict(jieba)  # read whole, then unmarshalled
+    own = jieba.Tokenizer()
+    own.initialize()  # jieba's own reading of the same cache
+    assert cached[1] == built[1] == own.total
+    assert cached[0] == built[0] == own.FREQ
+    # A damaged cache is not trusted: jieba rebuilds it.
+    (tmp_path / "jieba.cache").write_bytes(b"\x00garbage")
+    assert _load_base_dict(jieba) == built
