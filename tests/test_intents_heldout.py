@@ -24,8 +24,13 @@ from intents import Classifier
 from intents.cli import evaluate
 
 DATA = Path(__file__).resolve().parent / "data"
-HELD_OUT = ("complaints_test.jsonl", "complaints_blind.jsonl", "complaints_blind2.jsonl")
-DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", "2", "3", "4", "5", "6", "7", "8", "9", "10"))
+HELD_OUT = (
+    "complaints_test.jsonl",
+    "complaints_blind.jsonl",
+    "complaints_blind2.jsonl",
+    "complaints_blind3.jsonl",
+)
+DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 13))))
 
 
 def _load(name: str) -> list[dict[str, Any]]:
@@ -47,6 +52,7 @@ def test_sets_are_big_enough_well_formed_and_disjoint() -> None:
     assert len(held["complaints_test.jsonl"]) >= 100
     assert len(held["complaints_blind.jsonl"]) >= 200
     assert len(held["complaints_blind2.jsonl"]) >= 300
+    assert len(held["complaints_blind3.jsonl"]) >= 300
     assert len(dev["complaints_dev.jsonl"]) >= 400
     dev_texts = {r["text"] for recs in dev.values() for r in recs}
     for name, recs in held.items():
