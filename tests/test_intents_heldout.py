@@ -1,11 +1,13 @@
-"""The issue's targets, measured on both held-out sets.
+"""The issue's targets, measured on every held-out set.
 
 * ``complaints_test.jsonl`` (148) — written before any classifier code by the author of the rules.
 * ``complaints_blind.jsonl`` (220) — written by another author who never saw the rules.
 * ``complaints_blind2.jsonl`` (320) — a third author, written on the day the learned weights were
-  added; never read, scored in aggregate only (twice; see intents/README.md).
+  added; never read, scored in aggregate only (see intents/README.md for the count of looks).
+* ``complaints_blind3.jsonl`` (320) — a fourth author (Wuhan, Hangzhou, a Henan county town), never
+  read; its first aggregate score is the honest estimate for a new estate.
 
-Neither is used for tuning (only aggregate scores are ever looked at); the dev sets
+None is used for tuning (only aggregate scores are ever looked at); the dev sets
 ``complaints_dev*.jsonl`` are. See intents/README.md. A target still missed on a set is an
 xfail with the measured number (strict, so it turns into a failure once the target is met and
 the marker must be removed); targets are never lowered.
@@ -78,7 +80,9 @@ TARGETS: dict[str, tuple[Metric, float]] = {
 MISSES: dict[tuple[str, str], str] = {
     ("complaints_test.jsonl", "emergency_recall"): "test emergency recall is 17/18 = 0.944 < 0.95",
     ("complaints_blind2.jsonl", "category_accuracy"): "blind2 category accuracy is 0.906 < 0.92",
-    ("complaints_blind2.jsonl", "angry_f1"): "blind2 angry F1 is 0.743 < 0.80",
+    ("complaints_blind3.jsonl", "category_accuracy"): "blind3 category accuracy is 0.916 < 0.92",
+    ("complaints_blind3.jsonl", "emergency_recall"): "blind3 emergency recall is 62/66 = 0.939 < 0.95",
+    ("complaints_blind3.jsonl", "angry_f1"): "blind3 angry F1 is 0.693 < 0.80",
 }
 
 
