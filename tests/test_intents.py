@@ -479,21 +479,79 @@ def test_explain_shows_scores_and_fired_contexts() -> None:
         # the whole text says the danger is over
         ("闻到一股焦味 出去一看是楼下在烤红薯 哈哈 不用来了", None, "general"),
         ("上午燃气报警器响是我炖汤溢出来了 虚惊一场 已经没事了", None, "general"),
+        ("刚才报的没电 现在来电了 是我家自己跳闸", None, "general"),
+        # swaying over a path, sewage coming up, a home in the dark, a relative not back
+        ("8栋三楼那个广告牌一晃一晃的 下面就是人行道 好多学生走", None, "emergency"),
+        ("卫生间地漏冒出来黑水 越来越多 快来人看看 5栋2单元101", "maintenance", "emergency"),
+        ("家里的灯全都不亮了 邻居家也黑着 7栋", "maintenance", "emergency"),
+        ("我外公下午出去散步到现在没回来 他有点糊涂 穿灰色棉袄", "security", "emergency"),
+        ("我妈一个人住 从早上打电话到现在没人接 敲门也不开 12-1-302", "security", "emergency"),
+        ("电梯把我和孩子关里头了 按警铃没人应 3栋2单元", "maintenance", "emergency"),
+        # snakes and wasps are pest control (环境卫生), still emergencies when people are at risk
+        ("客厅里爬进来一条蛇 就在沙发底下 孩子在家 快来人", "environment", "emergency"),
+        ("单元门口的马蜂把两个小孩蜇了 蜂子还在飞", "environment", "emergency"),
+        ("车棚梁上有个马蜂窝 还没蜇到人 麻烦早点摘掉", "environment", "important"),
+        ("草坪上看到一张蛇蜕 附近是不是有蛇 建议排查", "environment", None),
+        # a pet is not a missing person; the past is not now
+        ("我家泰迪走丢了 白色的 有人看到吗", None, "general"),
+        ("谢谢保安大哥 上礼拜我爸走丢那天帮我们找了一晚上", "other", "general"),
     ],
 )
-def test_hazard_families(clf: Classifier, text: str, category: str | None, urgency: str) -> None:
+def test_hazard_families(clf: Classifier, text: str, category: str | None, urgency: str | None) -> None:
     res = clf.classify(text)
-    assert res.urgency == urgency
+    if urgency:
+        assert res.urgency == urgency
+    else:
+        assert res.urgency != "emergency"
     if category:
         assert res.category == category
 
 
 @pytest.mark.parametrize(
     "text",
-    ["dt里有人吐了 一上午没人收拾 物业集体放假了？", "物业费照收 花园的草长到半人高 这就是你们说的高端物业？笑死"],
+    [
+        "dt里有人吐了 一上午没人收拾 物业集体放假了？",
+        "物业费照收 花园的草长到半人高 这就是你们说的高端物业？笑死",
+        # sarcastic questions about what the property is up to
+        "大堂的灯坏了半个月 物业是准备省电费过年吗？",
+        "门岗谁都放进来 保安是当摆设的？",
+        "楼道里的垃圾三天没人收 保洁是闻不着吗",
+        # internet, dialect and stock phrases of scorn
+        "报修一周了 说好的上门呢 蚌埠住了",
+        "物业说会协调 协调了半个月 协调了个寂寞",
+        "修个路灯要一个月 你们可真是倍儿敬业",
+        "管家回我一句让我多体谅 体谅个鬼",
+        "电梯天天坏 你们修一下会死吗",
+    ],
 )
 def test_sarcasm_is_anger(clf: Classifier, text: str) -> None:
     assert clf.classify(text).emotion == "angry"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "请问物业是准备什么时候来修电梯？",  # a real question about when
+        "蚊子多得离谱 能不能打一次药",  # 离谱 about mosquitoes is not temper
+        "隔壁阿姨人很好 就是她家狗晚上老叫 麻烦物业帮忙说一下",
+        "不是瞎说 楼道真的两个礼拜没拖了 麻烦安排一下",
+    ],
+)
+def test_calm_look_alikes_stay_calm(clf: Classifier, text: str) -> None:
+    assert clf.classify(text).emotion == "calm"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "东门保安在岗亭里睡得呼噜震天 敲窗户都叫不醒",
+        "南门保安收了人家两条烟 就把外面的车放进来了",
+        "巡逻的秩序员骑电动车在小区里横冲直撞",
+        "保安在岗亭里打游戏 小偷来了估计还会帮忙开门",
+    ],
+)
+def test_a_guards_own_conduct_is_staff_attitude(clf: Classifier, text: str) -> None:
+    assert clf.classify(text).category == "staff_attitude"
 
 
 def test_apologising_for_someone_else_cancels_the_quoted_threat(clf: Classifier) -> None:
