@@ -7,7 +7,9 @@
 * ``complaints_blind3.jsonl`` (320) — a fourth author (Wuhan, Hangzhou, a Henan county town), never
   read; its first aggregate score is the honest estimate for a new estate.
 * ``complaints_blind4.jsonl`` (320) — a fifth author (Qingdao, Chongqing, Xiamen/Fuzhou, Harbin),
-  written after blind3 was first scored, never read; its first look was the session's last.
+  written after blind3 was first scored, never read.
+* ``complaints_blind5.jsonl`` (320) — a sixth author (Guangzhou/Shenzhen, Hefei, Lanzhou, Suzhou),
+  written while dev15 was tuned on, never read.
 
 None is used for tuning (only aggregate scores are ever looked at); the dev sets
 ``complaints_dev*.jsonl`` are. See intents/README.md. A target still missed on a set is an
@@ -34,8 +36,9 @@ HELD_OUT = (
     "complaints_blind2.jsonl",
     "complaints_blind3.jsonl",
     "complaints_blind4.jsonl",
+    "complaints_blind5.jsonl",
 )
-DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 15))))
+DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 16))))
 
 
 def _load(name: str) -> list[dict[str, Any]]:
@@ -59,6 +62,7 @@ def test_sets_are_big_enough_well_formed_and_disjoint() -> None:
     assert len(held["complaints_blind2.jsonl"]) >= 300
     assert len(held["complaints_blind3.jsonl"]) >= 300
     assert len(held["complaints_blind4.jsonl"]) >= 300
+    assert len(held["complaints_blind5.jsonl"]) >= 300
     assert len(dev["complaints_dev.jsonl"]) >= 400
     dev_texts = {r["text"] for recs in dev.values() for r in recs}
     for name, recs in held.items():
@@ -83,12 +87,11 @@ TARGETS: dict[str, tuple[Metric, float]] = {
 # Measured misses (set, metric) → reason. Remove an entry when the target is met (strict xfail).
 MISSES: dict[tuple[str, str], str] = {
     ("complaints_test.jsonl", "emergency_recall"): "test emergency recall is 17/18 = 0.944 < 0.95",
+    ("complaints_blind2.jsonl", "category_accuracy"): "blind2 category accuracy is 0.916 < 0.92",
     ("complaints_blind2.jsonl", "angry_f1"): "blind2 angry F1 is 0.775 < 0.80",
-    ("complaints_blind3.jsonl", "category_accuracy"): "blind3 category accuracy is 0.919 < 0.92",
-    ("complaints_blind3.jsonl", "emergency_recall"): "blind3 emergency recall is 62/66 = 0.939 < 0.95",
     ("complaints_blind3.jsonl", "angry_f1"): "blind3 angry F1 is 0.731 < 0.80",
-    ("complaints_blind4.jsonl", "emergency_recall"): "blind4 emergency recall is 64/68 = 0.941 < 0.95",
-    ("complaints_blind4.jsonl", "angry_f1"): "blind4 angry F1 is 0.796 < 0.80",
+    ("complaints_blind5.jsonl", "category_accuracy"): "blind5 category accuracy is 0.900 < 0.92",
+    ("complaints_blind5.jsonl", "emergency_recall"): "blind5 emergency recall is 60/64 = 0.938 < 0.95",
 }
 
 
