@@ -112,6 +112,19 @@ class LearnedSettings:
     emergency_categories: frozenset[str] = frozenset()
 
 
+def _class_chars(av: Any) -> set[str] | None:
+    """The characters of a parsed ``[…]`` class; None for negated sets, ``\\d``, ``\\w`` and wide ranges."""
+    out: set[str] = set()
+    for o, a in av:
+        if o is _sre_c.LITERAL:
+            out.add(chr(a))
+        elif o is _sre_c.RANGE and a[1] - a[0] < 256:
+            out.update(chr(x) for x in range(a[0], a[1] + 1))
+        else:
+            return None
+    return out
+
+
 def _first_chars(items: Any) -> tuple[set[str] | None, bool]:
     """Characters a parsed regex sequence can start with (None: any) and whether it can be empty."""
     out: set[str] = set()
@@ -122,14 +135,8 @@ def _first_chars(items: Any) -> tuple[set[str] | None, bool]:
         if op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
             continue  # zero width: the next item decides
         if op is _sre_c.IN:
-            for o, a in av:
-                if o is _sre_c.LITERAL:
-                    out.add(chr(a))
-                elif o is _sre_c.RANGE and a[1] - a[0] < 256:
-                    out.update(chr(x) for x in range(a[0], a[1] + 1))
-                else:
-                    return None, False
-            return out, False
+            chars = _class_chars(av)
+            return (None, False) if chars is None else (out | chars, False)
         if op is _sre_c.SUBPATTERN:
             if av[1] or av[2]:  # inline flags such as (?i:…)
                 return None, False
@@ -191,15 +198,8 @@ def needed_pieces(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> f
         if op is _sre_c.LITERAL:
             return frozenset(chr(av))
         if op is _sre_c.IN:
-            out: set[str] = set()
-            for o, a in av:
-                if o is _sre_c.LITERAL:
-                    out.add(chr(a))
-                elif o is _sre_c.RANGE and a[1] - a[0] < 256:
-                    out.update(chr(x) for x in range(a[0], a[1] + 1))
-                else:
-                    return None  # negated sets, \d, \w: anything goes
-            return frozenset(out)
+            chars = _class_chars(av)
+            return None if chars is None else frozenset(chars)
         if op is _sre_c.SUBPATTERN:
             return None if av[1] or av[2] else sequence(av[3])
         if op is _sre_c.BRANCH:
