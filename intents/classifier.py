@@ -615,7 +615,7 @@ class Classifier:
         # Context rules first decide which keyword hits to drop, then scale and boost.
         active = []
         for c, all_of, none_of in self._contexts:
-            if emergency and c.urgency_cap is not None:
+            if emergency and (c.urgency_cap is not None or c.not_in_emergency):
                 continue
             for p, slot in all_of:
                 if (slot is not None and slot not in possible) or p.search(low) is None:

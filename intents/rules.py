@@ -46,6 +46,9 @@ class ContextRule:
     urgency_cap: str | None = None
     # Keywords that a rule's text cancels (e.g. "电梯" when the text is about cleaning the elevator).
     drop: frozenset[str] = frozenset()
+    # Off while an emergency is happening: a staff failure during one ("困人了 电话没人接") is
+    # routed with the emergency to the team that fixes it (SPEC), the failure a secondary category.
+    not_in_emergency: bool = False
 
 
 @dataclass(frozen=True)
@@ -461,7 +464,10 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
                 f"urgency_cap 必须是 {'/'.join(URGENCY_LEVELS)} 之一",
             )
         drop = frozenset(w.lower() for w in str_list(ctx.get("drop", []), "context.drop", ctx_line))
-        contexts.append(ContextRule(str(cname), all_of, none_of, boost, scale, cap, drop))
+        off_in_emergency = ctx.get("not_in_emergency", False)
+        if not isinstance(off_in_emergency, bool):
+            raise loc.error(loc.line_of("not_in_emergency", start=ctx_line), "not_in_emergency 必须是 true 或 false")
+        contexts.append(ContextRule(str(cname), all_of, none_of, boost, scale, cap, drop, off_in_emergency))
 
     # --- urgency ------------------------------------------------------------------------------
     urgency: list[UrgencyRule] = []

@@ -306,6 +306,7 @@ def test_rules_file_from_environment_variable(tmp_path: Path, monkeypatch: pytes
         ('not_in_urgency = ["emergency"]', 'not_in_urgency = ["urgent"]', "not_in_urgency"),
         ('emergency_categories = ["maintenance", "security"]', 'emergency_categories = ["plumbing"]', "plumbing"),
         ("category_weight = 0.3", 'category_weight = "high"', "必须是数字"),
+        ("not_in_emergency = true", 'not_in_emergency = "yes"', "not_in_emergency"),
     ],
 )
 def test_invalid_rules_name_file_and_line(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -552,6 +553,15 @@ def test_calm_look_alikes_stay_calm(clf: Classifier, text: str) -> None:
 )
 def test_a_guards_own_conduct_is_staff_attitude(clf: Classifier, text: str) -> None:
     assert clf.classify(text).category == "staff_attitude"
+
+
+def test_a_staff_failure_during_an_emergency_goes_with_the_emergency(clf: Classifier) -> None:
+    # SPEC: a current emergency is routed to the team that fixes it; the failure is secondary.
+    res = clf.classify("电梯里关着人呢 物业电话打了八遍没人接 3栋")
+    assert (res.category, res.urgency) == ("maintenance", "emergency")
+    assert "staff_attitude" in res.secondary
+    # Without the emergency the same failure is the complaint.
+    assert clf.classify("物业电话打了八遍没人接 问个停车费的事").category == "staff_attitude"
 
 
 def test_apologising_for_someone_else_cancels_the_quoted_threat(clf: Classifier) -> None:
