@@ -10,6 +10,8 @@
   written after blind3 was first scored, never read.
 * ``complaints_blind5.jsonl`` (320) — a sixth author (Guangzhou/Shenzhen, Hefei, Lanzhou, Suzhou),
   written while dev15 was tuned on, never read.
+* ``complaints_blind6.jsonl`` (320) — a seventh author (Beijing, Hainan, Ningbo/Wenzhou, Taiyuan),
+  written while dev16 was tuned on, never read.
 
 None is used for tuning (only aggregate scores are ever looked at); the dev sets
 ``complaints_dev*.jsonl`` are. See intents/README.md. A target still missed on a set is an
@@ -37,8 +39,9 @@ HELD_OUT = (
     "complaints_blind3.jsonl",
     "complaints_blind4.jsonl",
     "complaints_blind5.jsonl",
+    "complaints_blind6.jsonl",
 )
-DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 16))))
+DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 17))))
 
 
 def _load(name: str) -> list[dict[str, Any]]:
@@ -63,6 +66,7 @@ def test_sets_are_big_enough_well_formed_and_disjoint() -> None:
     assert len(held["complaints_blind3.jsonl"]) >= 300
     assert len(held["complaints_blind4.jsonl"]) >= 300
     assert len(held["complaints_blind5.jsonl"]) >= 300
+    assert len(held["complaints_blind6.jsonl"]) >= 300
     assert len(dev["complaints_dev.jsonl"]) >= 400
     dev_texts = {r["text"] for recs in dev.values() for r in recs}
     for name, recs in held.items():
@@ -88,10 +92,13 @@ TARGETS: dict[str, tuple[Metric, float]] = {
 MISSES: dict[tuple[str, str], str] = {
     ("complaints_test.jsonl", "emergency_recall"): "test emergency recall is 17/18 = 0.944 < 0.95",
     ("complaints_blind2.jsonl", "category_accuracy"): "blind2 category accuracy is 0.916 < 0.92",
-    ("complaints_blind2.jsonl", "angry_f1"): "blind2 angry F1 is 0.775 < 0.80",
-    ("complaints_blind3.jsonl", "angry_f1"): "blind3 angry F1 is 0.731 < 0.80",
-    ("complaints_blind5.jsonl", "category_accuracy"): "blind5 category accuracy is 0.900 < 0.92",
+    ("complaints_blind2.jsonl", "angry_f1"): "blind2 angry F1 is 0.786 < 0.80",
+    ("complaints_blind3.jsonl", "angry_f1"): "blind3 angry F1 is 0.706 < 0.80",
+    ("complaints_blind5.jsonl", "category_accuracy"): "blind5 category accuracy is 0.897 < 0.92",
     ("complaints_blind5.jsonl", "emergency_recall"): "blind5 emergency recall is 60/64 = 0.938 < 0.95",
+    ("complaints_blind6.jsonl", "category_accuracy"): "blind6 category accuracy is 0.912 < 0.92",
+    ("complaints_blind6.jsonl", "emergency_recall"): "blind6 emergency recall is 65/69 = 0.942 < 0.95",
+    ("complaints_blind6.jsonl", "angry_f1"): "blind6 angry F1 is 0.792 < 0.80",
 }
 
 
