@@ -678,3 +678,13 @@ def test_jieba_dictionary_from_its_cache_equals_jiebas_own_load(
     # A damaged cache is not trusted: jieba rebuilds it.
     (tmp_path / "jieba.cache").write_bytes(b"\x00garbage")
     assert _load_base_dict(jieba) == built
+
+
+def test_without_a_rule_word_the_reading_is_a_guess(clf: Classifier) -> None:
+    # The learned weights alone decide nothing confidently: an address with no problem named
+    # ("801" and "栋3" lean towards repairs in the data) is "not sure", so the dialog asks the
+    # resident to pick a category. A named problem stays confident.
+    res = clf.classify("5栋3单元801有点事情想反映一下")
+    assert res.confidence < clf.rules.ask_below
+    assert res.location == Location("5", "3", "801", None)
+    assert clf.classify("5栋3单元801楼道灯坏了").confidence >= clf.rules.ask_below
