@@ -52,6 +52,9 @@ from intents.segment import Segmenter
 __all__ = ["Classification", "Classifier", "Location", "RulesError", "load_classifier_async"]
 
 _MAX_NGRAM = 4
+# The most a reading may claim when it is a guess (nothing scored enough, or only the learned word
+# counts spoke): below any sensible ``ask_below``, so the dialog asks the resident to pick.
+_GUESS_CONFIDENCE = 0.3
 # Beyond this many characters a complaint is an essay; reading more cannot change the decision
 # and would only cost time (the CLI must survive a 10,000-character line).
 _MAX_CHARS = 2000
@@ -503,12 +506,13 @@ class Classifier:
                 tk.add_word(w)
         learned = None
         ls = rules.learned
-        in_use = ls is not None and (
-            ls.category_weight > 0 or ls.emergency_above is not None or ls.angry_above is not None
-        )
-        if ls is not None and with_learned and in_use:
+        if (
+            with_learned
+            and ls is not None
+            and (ls.category_weight > 0 or ls.emergency_above is not None or ls.angry_above is not None)
+        ):
             try:
-                learned = load_learned(rules.learned.file)
+                learned = load_learned(ls.file)
             except LearnedError as exc:
                 raise RulesError(f"规则文件 {rules.path} 的 [learned]: {exc}") from None
         return cls(rules, tk, learned)
@@ -675,15 +679,15 @@ class Classifier:
         second = max(0.0, ranked[1][1]) if len(ranked) > 1 else 0.0
         if top < rules.min_score:
             category = rules.fallback
-            confidence = 0.0 if not low else round(min(0.3, 0.1 + top / 10), 3)
+            confidence = 0.0 if not low else round(min(_GUESS_CONFIDENCE, 0.1 + top / 10), 3)
         else:
             category = top_cat
             confidence = round(top / (top + second + 1.5), 3)
             if not any(v > 0 for v in scores.values()):
-                # No rule word at all: the learned word counts alone are a guess (right about
-                # three times in four on unseen authors' texts, and an address alone leans to
-                # repairs), so the dialog asks the resident to pick.
-                confidence = min(confidence, 0.3)
+                # No rule scored (no keyword, context or hazard): the learned word counts alone
+                # are right about three times in four on unseen authors' texts, and an address
+                # alone leans to repairs.
+                confidence = min(confidence, _GUESS_CONFIDENCE)
         # Secondary categories are what the resident *named*: rule scores, not learned leanings.
         rule_top = scores[category]
         secondary = [

@@ -175,7 +175,7 @@ def needed_pieces(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> f
     """
     if pattern.flags & re.IGNORECASE:
         return None
-    tree = _TREES.get(pattern.pattern)
+    tree = _TREES.pop(pattern.pattern, None)  # handed over once: nothing else needs it
     if tree is None:
         try:
             tree = _sre_p.parse(pattern.pattern)
@@ -221,8 +221,9 @@ def needed_pieces(pattern: re.Pattern[str], rarity: Callable[[str], float]) -> f
 
 
 # Parsed trees of the rules' own regexes, by the source of the pattern compile_fast made from
-# each: ``needed_pieces`` reads them instead of parsing the same long regex once more (parsing is
-# most of the rules' start-up time).
+# each: ``needed_pieces`` takes them instead of parsing the same long regex once more (parsing is
+# most of the rules' start-up time). Taken, not kept: the shipped rules' trees are 3.5 MiB that the
+# bot would otherwise hold for nothing; a second classifier on the same rules parses again.
 _TREES: dict[str, Any] = {}
 _GLOBAL_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.ASCII
 
@@ -340,10 +341,23 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         except re.error as exc:
             raise loc.error(line, f"{what} 正则表达式无效 {src!r}: {exc}") from None
 
+    def alternation(parts: list[str], what: str, line: int, start: int | None = None) -> re.Pattern[str]:
+        """The parts as one regex. Only if that fails are the parts compiled one by one, so the
+        error names the bad part's own line (found from ``start``) without compiling every part
+        twice on every start-up."""
+        joined = "|".join(f"(?:{p})" for p in parts)
+        try:
+            return compile_fast(joined)
+        except re.error:
+            if start is not None:
+                for p in parts:
+                    regex(p, what, loc.line_of(_toml_str(p), start=start))
+            return regex(joined, what, line)  # each part alone is valid: name the block
+
     def any_of(obj: Any, what: str, line: int) -> re.Pattern[str] | None:
         """An optional list of regexes as one alternation (None when the list is empty)."""
         src = str_list(obj, what, line)
-        return regex("|".join(f"(?:{p})" for p in src), what, line) if src else None
+        return alternation(src, what, line) if src else None
 
     def category_numbers(obj: Any, what: str, line: int, rule: str) -> dict[str, float]:
         """``{ category = number }`` (boost, scale): every key must be a defined category."""
@@ -484,9 +498,7 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         pats = str_list(u.get("patterns", []), "urgency.patterns", u_line)
         if not pats:
             raise loc.error(u_line, "urgency 规则需要 patterns")
-        for p in pats:  # one by one first, so an error names the bad pattern's own line
-            regex(p, "urgency.patterns", loc.line_of(_toml_str(p), start=u_line))
-        pat = regex("|".join(f"(?:{p})" for p in pats), "urgency.patterns", u_line)
+        pat = alternation(pats, "urgency.patterns", u_line, start=u_line)
         unless = any_of(u.get("unless", []), "urgency.unless", loc.line_of("unless", start=u_line))
         despite = any_of(u.get("despite", []), "urgency.despite", loc.line_of("despite", start=u_line))
         u_boost = category_numbers(
@@ -515,11 +527,9 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         c = need_table(c, "emotion.cues", e_line)
         w = number(c.get("weight", 1), "emotion.cues.weight", loc.line_of("weight", start=e_line), -10, 10)
         pats = str_list(c.get("patterns", []), "emotion.cues.patterns", e_line)
-        for p in pats:
-            regex(p, "emotion.cues.patterns", loc.line_of(_toml_str(p), start=e_line))
         if not pats:
             raise loc.error(e_line, "emotion.cues 需要 patterns")
-        pat = regex("|".join(f"(?:{p})" for p in pats), "emotion.cues.patterns", e_line)
+        pat = alternation(pats, "emotion.cues.patterns", e_line, start=e_line)
         skip = str_list(c.get("not_in_urgency", []), "emotion.cues.not_in_urgency", e_line)
         for lvl in skip:
             if lvl not in URGENCY_LEVELS:
