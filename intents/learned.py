@@ -54,7 +54,10 @@ class Learned:
                 dict.fromkeys(self.categories, 0.0), self.emergency_prior, self.angry_prior, known
             )
         rows = itemgetter(*known)(table) if len(known) > 1 else (table[next(iter(known))],)
-        sums = list(map(sum, zip(*rows, strict=True)))
+        # fsum, not sum: a set's order changes with each process's string hashing, and a plain
+        # float sum in another order can differ in the last bit (confidence 0.218 vs 0.219 for
+        # the same text in two runs; at a threshold, a different reading).
+        sums = list(map(math.fsum, zip(*rows, strict=True)))
         return LearnedScore(
             dict(zip(self.categories, sums[:n], strict=True)),
             self.emergency_prior + sums[n],
