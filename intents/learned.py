@@ -19,7 +19,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from operator import itemgetter
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,19 +45,18 @@ class Learned:
     angry_prior: float
     trained_on: tuple[str, ...] = ()
 
-    def score(self, feats: set[str]) -> LearnedScore:
+    def score(self, feats: Iterable[str]) -> LearnedScore:
         table = self.table
-        known = table.keys() & feats  # set intersection runs in C: the hot path stays cheap
+        # In the text's order, not a set's: a set's order changes with each process's string
+        # hashing, and floats summed in another order can differ in the last bit (one text read
+        # confidence 0.218 in one run and 0.219 in another). filter/map iterate in C.
+        known = list(filter(table.__contains__, feats))
         n = len(self.categories)
         if not known:
             return LearnedScore(
                 dict.fromkeys(self.categories, 0.0), self.emergency_prior, self.angry_prior, known
             )
-        rows = itemgetter(*known)(table) if len(known) > 1 else (table[next(iter(known))],)
-        # fsum, not sum: a set's order changes with each process's string hashing, and a plain
-        # float sum in another order can differ in the last bit (confidence 0.218 vs 0.219 for
-        # the same text in two runs; at a threshold, a different reading).
-        sums = list(map(math.fsum, zip(*rows, strict=True)))
+        sums = list(map(sum, zip(*map(table.__getitem__, known), strict=True)))
         return LearnedScore(
             dict(zip(self.categories, sums[:n], strict=True)),
             self.emergency_prior + sums[n],
@@ -79,7 +78,7 @@ class LearnedScore(NamedTuple):
     category: dict[str, float]
     emergency: float
     angry: float
-    words: set[str]  # the text's words that have learned weights
+    words: list[str]  # the text's words that have learned weights, in text order
 
 
 def _has_word(feature: str) -> bool:
@@ -87,11 +86,10 @@ def _has_word(feature: str) -> bool:
     return any("\u4e00" <= c <= "\u9fff" or c.isalnum() for c in feature)
 
 
-def features(tokens: list[str]) -> set[str]:
-    """Words of a segmented text: its tokens and each pair of neighbouring tokens."""
-    out = set(tokens)
-    out.update(map(str.__add__, tokens, tokens[1:]))
-    return out
+def features(tokens: list[str]) -> dict[str, None]:
+    """Words of a segmented text, each once, in text order: its tokens, then each pair of
+    neighbouring tokens (a dict's keys: ordered, unlike a set)."""
+    return dict.fromkeys(chain(tokens, map(str.__add__, tokens, tokens[1:])))
 
 
 def _log_odds(count_in: int, n_in: int, count_out: int, n_out: int) -> float:
