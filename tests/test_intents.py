@@ -700,3 +700,27 @@ def test_the_same_text_reads_the_same_in_every_process() -> None:
     assert first.returncode == second.returncode == 0
     assert first.stdout.count("\n") == stdin.count("\n") > 6000
     assert first.stdout == second.stdout
+
+
+@pytest.mark.parametrize(
+    ("written", "mandarin"),
+    [
+        # 繁體 and Cantonese (as Guangdong's older residents type) read like the Mandarin 简体 text
+        ("7棟電梯困人啊 我老公喺入面廿分鐘了", "7栋电梯困人啊 我老公在里面廿分钟了"),
+        ("厨房水管爆咗 水喷到成地都系 快啲嚟 8-2-602", "厨房水管爆了 水喷到满地都是 快点来 8-2-602"),
+        ("而家落紧大雨 停车场入口水浸到膝头", "现在下着大雨 停车场入口水淹到膝头"),
+        ("呢排晚晚有人撬单车锁 你哋保安做乜嘢㗎", "最近晚晚有人撬单车锁 你们保安干什么的"),
+        ("樓下垃圾房臭到上5樓，幾日冇人清", "楼下垃圾房臭到上5楼，几日没人清"),
+    ],
+)
+def test_traditional_and_cantonese_read_like_mandarin(clf: Classifier, written: str, mandarin: str) -> None:
+    a, b = clf.classify(written), clf.classify(mandarin)
+    assert (a.category, a.urgency, a.location) == (b.category, b.urgency, b.location)
+
+
+def test_simplified_text_is_left_as_it_is() -> None:
+    # OpenCC's variant tables would turn 么 into 幺; only its traditional → simplified table is used.
+    from intents.classifier import normalise
+
+    text = "为什么这么贵 凭什么 出面协调一下 覆盖 了解"
+    assert normalise(text) == text
