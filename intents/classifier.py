@@ -458,6 +458,7 @@ class Classifier:
         self._prefixes = frozenset(w[:i] for w in index for i in range(1, len(w) + 1))
         self._prefix2 = frozenset(w[:2] for w in index if len(w) >= 2)
         self._levels = {lvl: i for i, lvl in enumerate(URGENCY_LEVELS)}
+        self._cat_order = {c: i for i, c in enumerate(rules.categories)}
         self._translate = _Translator(rules.translate)
         # For each cue pattern, characters or character pairs one of which any match contains
         # (``needed_pieces``): a text without them is not searched at all, and most texts lack
@@ -670,6 +671,10 @@ class Classifier:
         if lscore is not None and lset is not None and lset.category_weight > 0:
             nb = lscore.category
             combined = {c: v + lset.category_weight * nb.get(c, 0.0) for c, v in scores.items()}
+        if rules.first_mention_bonus and len(has_hits) > 1:
+            # ties (one word counting for two categories) go to the rules file's order, not a set's
+            first = min(has_hits, key=lambda c: (first_pos[c], self._cat_order[c]))
+            combined = {**combined, first: combined[first] + rules.first_mention_bonus}
         ranked = sorted(combined.items(), key=lambda kv: (-kv[1], first_pos.get(kv[0], 1 << 30)))
         if trace is not None:
             trace["rule_scores"] = {c: round(v, 3) for c, v in scores.items()}

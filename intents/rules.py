@@ -96,6 +96,9 @@ class Rules:
     # Pinyin, English and Cantonese spellings → the Chinese the rules are written in (matching only).
     translate: dict[str, str] = field(default_factory=dict)
     learned: LearnedSettings | None = None
+    # Added to the category a rule word names first, when the text names several: residents
+    # usually start with what they want handled ("楼道灯坏了, 垃圾也没人清" is a repair first).
+    first_mention_bonus: float = 0.0
     # Anywhere in the text, these say the danger is over or was never there ("虚惊一场",
     # "不用来了"): no emergency, whatever clause the hazard words stand in.
     emergency_void: re.Pattern[str] | None = None
@@ -389,6 +392,12 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         loc.line_of("[settings]", "secondary_min"),
         0,
     )
+    first_bonus = number(
+        settings.get("first_mention_bonus", 0.0),
+        "settings.first_mention_bonus",
+        loc.line_of("[settings]", "first_mention_bonus"),
+        0,
+    )
     negators = str_list(
         settings.get("negators", []), "settings.negators", loc.line_of("[settings]", "negators")
     )
@@ -655,4 +664,5 @@ def _parse(path: Path, text: str, data: dict[str, Any]) -> Rules:
         translate=translate,
         learned=learned,
         emergency_void=emergency_void,
+        first_mention_bonus=first_bonus,
     )

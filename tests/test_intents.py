@@ -724,3 +724,43 @@ def test_simplified_text_is_left_as_it_is() -> None:
 
     text = "为什么这么贵 凭什么 出面协调一下 覆盖 了解"
     assert normalise(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "urgency"),
+    [
+        # a neighbour's rudeness is a neighbour dispute, not staff attitude
+        ("对门把鞋柜摆在楼道里 我说了他两句他还骂我", "other", None),
+        ("隔离屋个阿婶今日喺走廊闹我 话我个鞋架阻住佢", "other", None),
+        # animals that bite are for the pest-control team
+        ("小区的流浪狗把一个小孩儿咬了 腿上流着血 狗还在车棚那转悠", "environment", "emergency"),
+        # suggestions and "tell us beforehand" are for the service desk, not a repair
+        ("你们能不能在群里提前说一下停水停电 人都没个准备", "other", "general"),
+        ("建议在儿童乐园边上装个监控 孩子多", "other", "general"),
+        # money taken by a machine is a billing question
+        ("充电桩扫码扣了我两回钱 就充了一回 这钱能退吗", "other", None),
+        # praise for a worker's manners is not a complaint about them
+        ("维修师傅态度真好 就是修了三回还是漏 能不能换个法儿修修", "maintenance", None),
+        # the problem named first is the one the resident wants handled
+        ("楼道灯坏了好几天,而且楼道里的垃圾也一直没人清", "maintenance", None),
+        # emergencies in everyday words
+        ("我老娘犯心脏病了要上医院 车让人堵死了出不去 车上也没留电话", None, "emergency"),
+        ("谁家孩子？五六岁小男孩在北门那哭 说找不着妈妈了", None, "emergency"),
+        ("屋里暖气漏水把地板泡了 阀门在哪呢 赶紧来人关一下", "maintenance", "emergency"),
+        ("2号楼1单元楼道里谁放了个液化气罐，阀门开着，味儿可大了", None, "emergency"),
+        ("七号楼前头有人在打孩子 打得孩子哇哇叫", "security", "emergency"),
+        # northern dialect reads like Mandarin
+        ("恁们物业是摆设吗 俺家木水两天了", "maintenance", "emergency"),
+        # an emergency that is over
+        ("刚才电梯关人 最后是邻居给扒开的门 人现在出来了 你们值班电话要它干啥", None, "important"),
+        ("电梯里面有人呕吐了 好大的味道", "environment", "general"),
+    ],
+)
+def test_families_from_the_dev17_to_dev20_round(
+    clf: Classifier, text: str, category: str | None, urgency: str | None
+) -> None:
+    res = clf.classify(text)
+    if category is not None:
+        assert res.category == category
+    if urgency is not None:
+        assert res.urgency == urgency
