@@ -784,7 +784,11 @@ class Classifier:
                 continue
             if level >= lv:
                 continue
-            for m in rule.pattern.finditer(low):
+            # A cancelled match is searched again one character on, not after its end: a long
+            # match spanning clauses ("电梯又困人了!!!上个月…里面") must not hide the short one
+            # inside it ("困人") that its own clause does not cancel.
+            m = rule.pattern.search(low)
+            while m is not None:
                 if bounds is None:
                     seps = list(_CLAUSE_RE.finditer(low))
                     bounds = ([b.start() for b in seps], [b.end() for b in seps])
@@ -804,6 +808,7 @@ class Classifier:
                     break
                 if lv == top:
                     cancelled = True
+                m = rule.pattern.search(low, m.start() + 1)
         return level, words, cancelled, boosts
 
     def _emotion(self, low: str, possible: set[int], urgency: str) -> tuple[bool, list[str]]:
