@@ -791,3 +791,23 @@ def test_families_from_leave_one_set_out_errors(
     assert category is None or res.category == category
     assert urgency is None or res.urgency == urgency
     assert emotion is None or res.emotion == emotion
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "urgency"),
+    [
+        # praise with "又快又好" is still praise; a problem mentioned in passing after praise too
+        ("表扬一下维修王师傅 昨晚十点多我家水管漏了 他二十分钟就赶过来 修得又快又好👍👍👍", "other", "general"),
+        ("物业的小伙子都得行 上次搬家帮了好多忙 就是大门那个门禁有时候不灵 顺便说一声", "other", "general"),
+        # a neighbour who says "关你什么事" is a neighbour dispute
+        ("隔壁在公共走廊装了个门 把走廊圈进他家了 跟他讲他说关你什么事 这种人你们管不管", "other", None),
+        ("建议在东门多放几个垃圾桶 每次丢个垃圾要走好远", "other", "general"),
+        ("楼道有只大老鼠把我家孩子的手咬了 流了好多血 老鼠还在楼道里窜", None, "emergency"),
+    ],
+)
+def test_families_from_the_dev21_and_dev23_round(
+    clf: Classifier, text: str, category: str | None, urgency: str | None
+) -> None:
+    res = clf.classify(text)
+    assert category is None or res.category == category
+    assert urgency is None or res.urgency == urgency
