@@ -41,7 +41,7 @@ HELD_OUT = (
     "complaints_blind5.jsonl",
     "complaints_blind6.jsonl",
 )
-DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 24))))
+DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 27))))
 
 
 def _load(name: str) -> list[dict[str, Any]]:
