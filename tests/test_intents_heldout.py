@@ -12,6 +12,10 @@
   written while dev15 was tuned on, never read.
 * ``complaints_blind6.jsonl`` (320) — a seventh author (Beijing, Hainan, Ningbo/Wenzhou, Taiyuan),
   written while dev16 was tuned on, never read.
+* ``complaints_blind7.jsonl`` … ``complaints_blind10.jsonl`` (320 each) — four more authors (Jiangxi/
+  Anhui/Hubei; Inner Mongolia/Datong/Guangxi; Nanjing/Hefei/Yangzhou/Wenzhou; Xi'an/Shijiazhuang/
+  Hainan), given tests/data/writer_instructions.md, written while dev17 … dev26 were tuned on, never
+  read.
 
 None is used for tuning (only aggregate scores are ever looked at); the dev sets
 ``complaints_dev*.jsonl`` are. See intents/README.md. A target still missed on a set is an
@@ -40,6 +44,10 @@ HELD_OUT = (
     "complaints_blind4.jsonl",
     "complaints_blind5.jsonl",
     "complaints_blind6.jsonl",
+    "complaints_blind7.jsonl",
+    "complaints_blind8.jsonl",
+    "complaints_blind9.jsonl",
+    "complaints_blind10.jsonl",
 )
 DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 27))))
 
@@ -66,7 +74,8 @@ def test_sets_are_big_enough_well_formed_and_disjoint() -> None:
     assert len(held["complaints_blind3.jsonl"]) >= 300
     assert len(held["complaints_blind4.jsonl"]) >= 300
     assert len(held["complaints_blind5.jsonl"]) >= 300
-    assert len(held["complaints_blind6.jsonl"]) >= 300
+    for n in range(6, 11):
+        assert len(held[f"complaints_blind{n}.jsonl"]) >= 300
     assert len(dev["complaints_dev.jsonl"]) >= 400
     dev_texts = {r["text"] for recs in dev.values() for r in recs}
     for name, recs in held.items():
@@ -91,14 +100,14 @@ TARGETS: dict[str, tuple[Metric, float]] = {
 # Measured misses (set, metric) → reason. Remove an entry when the target is met (strict xfail).
 MISSES: dict[tuple[str, str], str] = {
     ("complaints_test.jsonl", "emergency_recall"): "test emergency recall is 17/18 = 0.944 < 0.95",
-    ("complaints_blind2.jsonl", "category_accuracy"): "blind2 category accuracy is 0.916 < 0.92",
-    ("complaints_blind2.jsonl", "angry_f1"): "blind2 angry F1 is 0.786 < 0.80",
-    ("complaints_blind3.jsonl", "angry_f1"): "blind3 angry F1 is 0.706 < 0.80",
-    ("complaints_blind5.jsonl", "category_accuracy"): "blind5 category accuracy is 0.897 < 0.92",
-    ("complaints_blind5.jsonl", "emergency_recall"): "blind5 emergency recall is 60/64 = 0.938 < 0.95",
-    ("complaints_blind6.jsonl", "category_accuracy"): "blind6 category accuracy is 0.912 < 0.92",
-    ("complaints_blind6.jsonl", "emergency_recall"): "blind6 emergency recall is 65/69 = 0.942 < 0.95",
-    ("complaints_blind6.jsonl", "angry_f1"): "blind6 angry F1 is 0.792 < 0.80",
+    ("complaints_blind4.jsonl", "emergency_recall"): "blind4 emergency recall is 64/68 = 0.941 < 0.95",
+    ("complaints_blind5.jsonl", "category_accuracy"): "blind5 category accuracy is 294/320 = 0.919 < 0.92",
+    ("complaints_blind6.jsonl", "category_accuracy"): "blind6 category accuracy is 291/320 = 0.909 < 0.92",
+    ("complaints_blind8.jsonl", "category_accuracy"): "blind8 category accuracy is 292/320 = 0.912 < 0.92",
+    ("complaints_blind8.jsonl", "emergency_precision"): "blind8 emergency precision is 67/86 = 0.779 < 0.80",
+    ("complaints_blind9.jsonl", "category_accuracy"): "blind9 category accuracy is 294/320 = 0.919 < 0.92",
+    ("complaints_blind9.jsonl", "emergency_precision"): "blind9 emergency precision is 65/90 = 0.722 < 0.80",
+    ("complaints_blind10.jsonl", "emergency_precision"): "blind10 emergency precision is 66/86 = 0.767 < 0.80",
 }
 
 
