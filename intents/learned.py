@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -45,23 +45,24 @@ class Learned:
     angry_prior: float
     trained_on: tuple[str, ...] = ()
 
-    def score(self, feats: Iterable[str]) -> LearnedScore:
+    def score(self, feats: Collection[str]) -> LearnedScore:
         table = self.table
         # In the text's order, not a set's: a set's order changes with each process's string
         # hashing, and floats summed in another order can differ in the last bit (one text read
-        # confidence 0.218 in one run and 0.219 in another). filter/map iterate in C.
-        known = list(filter(table.__contains__, feats))
+        # confidence 0.218 in one run and 0.219 in another). filter/map iterate in C, and each
+        # word is looked up once (rows are non-empty lists, so filter(None) keeps exactly them).
+        rows = list(filter(None, map(table.get, feats)))
         n = len(self.categories)
-        if not known:
+        if not rows:
             return LearnedScore(
-                dict.fromkeys(self.categories, 0.0), self.emergency_prior, self.angry_prior, known
+                dict.fromkeys(self.categories, 0.0), self.emergency_prior, self.angry_prior, feats
             )
-        sums = list(map(sum, zip(*map(table.__getitem__, known), strict=True)))
+        sums = list(map(sum, zip(*rows, strict=True)))
         return LearnedScore(
             dict(zip(self.categories, sums[:n], strict=True)),
             self.emergency_prior + sums[n],
             self.angry_prior + sums[n + 1],
-            known,
+            feats,
         )
 
     def top_words(self, score: LearnedScore, category: str, n: int = 3) -> list[str]:
@@ -70,7 +71,7 @@ class Learned:
             return []
         i = self.categories.index(category)
         table = self.table
-        scored = [(table[f][i], f) for f in score.words if table[f][i] > 1.0]
+        scored = [(row[i], f) for f in score.words if (row := table.get(f)) is not None and row[i] > 1.0]
         return [f for _, f in sorted(scored, reverse=True)[:n]]
 
 
@@ -78,7 +79,7 @@ class LearnedScore(NamedTuple):
     category: dict[str, float]
     emergency: float
     angry: float
-    words: list[str]  # the text's words that have learned weights, in text order
+    words: Collection[str]  # the text's words in text order (``features``); not all have weights
 
 
 def _has_word(feature: str) -> bool:
