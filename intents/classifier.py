@@ -338,11 +338,24 @@ _TRAD_FILE = Path(__file__).with_name("traditional.txt")
 
 
 def _load_traditional(path: Path) -> dict[int, str]:
+    """``繁 简`` per line. A line an administrator got wrong is skipped with a warning naming it:
+    reading 繁體 is a convenience, never a reason for the bot not to start."""
     table: dict[int, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            trad, simp = line.split(" ", 1)
-            table[ord(trad)] = simp
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        logging.getLogger(__name__).warning("繁简对照表 %s 无法读取，繁体字将不转换: %s", path, exc)
+        return table
+    for n, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) != 2 or len(parts[0]) != 1 or len(parts[1]) != 1:
+            logging.getLogger(__name__).warning(
+                "繁简对照表 %s 第 %d 行应为“繁 简”两个单字，已跳过: %r", path, n, line
+            )
+            continue
+        table[ord(parts[0])] = parts[1]
     return table
 
 

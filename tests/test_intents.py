@@ -811,3 +811,17 @@ def test_families_from_the_dev21_and_dev23_round(
     res = clf.classify(text)
     assert category is None or res.category == category
     assert urgency is None or res.urgency == urgency
+
+
+def test_a_wrong_line_in_the_traditional_table_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from intents.classifier import _load_traditional
+
+    table_file = tmp_path / "traditional.txt"
+    table_file.write_text("# comment\n電 电\n壞坏\n樓 楼 楼\n\n門 门\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        table = _load_traditional(table_file)
+    assert table == {ord("電"): "电", ord("門"): "门"}
+    assert "第 3 行" in caplog.text and "第 4 行" in caplog.text
+    assert _load_traditional(tmp_path / "missing.txt") == {}
