@@ -825,3 +825,24 @@ def test_a_wrong_line_in_the_traditional_table_is_skipped_with_a_warning(
     assert table == {ord("電"): "电", ord("門"): "门"}
     assert "第 3 行" in caplog.text and "第 4 行" in caplog.text
     assert _load_traditional(tmp_path / "missing.txt") == {}
+
+
+@pytest.mark.parametrize(
+    ("written", "read_as"),
+    [
+        # dialect spellings are rewritten…
+        ("夜来水管爆了", "昨天水管爆了"),
+        ("有人打交 好多人", "有人打架 好多人"),
+        ("隔离屋个阿婶闹我", "隔壁家个阿婶骂我"),
+        # …but never inside the Mandarin words that contain them
+        ("师傅半夜来处理的", "师傅半夜来处理的"),
+        ("跟物业打交道真累", "跟物业打交道真累"),
+        ("小区门口的隔离带", "小区门口的隔离带"),
+        ("楼下种的夜来香", "楼下种的夜来香"),
+        ("不打紧 有空再来", "不要紧 有空再来"),
+    ],
+)
+def test_dialect_words_are_not_rewritten_inside_mandarin_words(
+    clf: Classifier, written: str, read_as: str
+) -> None:
+    assert clf._read(written)[2] == read_as
