@@ -181,13 +181,24 @@ _NUM = r"(?:\d{1,3}|[零〇一二两三四五六七八九十百]{1,4}|[A-Za-z]\d
 _UNIT = rf"(?P<u>{_NUM})\s*单元"
 _LOC_RE = re.compile(
     rf"(?<![\dA-Za-z])(?P<b>{_NUM})\s*"
-    rf"(?P<bs>号楼|号栋|栋|幢|座|(?:号|楼)(?=\s*{_NUM}\s*单元))"
+    rf"(?P<bs>号楼|号栋|栋|幢|座|(?:号|楼)(?=\s*{_NUM}\s*单元)|号(?=\d{{3,4}}(?![\d年月日号楼栋])))"
     rf"(?:[\s的,、-]*{_UNIT})?"
-    r"(?:[\s的,、-]*(?P<r>\d{3,4})(?![\d年月日号楼栋])(?:室|房|号)?)?"
+    r"(?:[\s的,、-]*(?:顶楼)?(?P<r>\d{3,4})(?![\d年月日号楼栋])(?:室|房|号)?)?"
 )
 _DASH_RE = re.compile(r"(?<![\d-])(\d{1,2})-(\d{1,2})-(\d{3,4})(?![\d-])")
-_UNIT_ONLY_RE = re.compile(rf"(?<![\dA-Za-z]){_UNIT}")
-_ROOM_ONLY_RE = re.compile(r"(?<![\d-])(\d{3,4})\s*(?:室|房间?号?)")
+# "7-2": building 7, unit 2 (residents shorten 7栋2单元 so); not "2-3天", "8-9点", "1-2个".
+_DASH2_RE = re.compile(r"(?<![\d-])(\d{1,2})-([1-9])(?![\d-]|\s*[天个次点号月年日周分小岁元块%度倍楼层米])")
+_UNIT_ONLY_RE = re.compile(
+    rf"(?<![\dA-Za-z]){_UNIT}(?:[\s的,、-]*(?:顶楼)?(?P<r>\d{{3,4}})(?![\d年月日号楼栋]))?"
+)
+# A room alone: "1502室", or a flat number as residents say it ("我家1502", "我住2801",
+# "1102的"; not "楼上1602", a neighbour's flat) — floor 1–99 and door 01–12, so years, sums and counts are not taken for rooms.
+_ROOM = r"([1-9]\d?(?:0[1-9]|1[0-2]))"
+_ROOM_ONLY_RES = (  # in this order: "401的请你们快上来，我是501" is 501
+    re.compile(r"(?<![\d-])(\d{3,4})\s*(?:室|房间?号?)"),
+    re.compile(rf"(?:我是|我住|我家|住在?|一楼)\s*{_ROOM}(?![\d.%元块年月日号楼栋])"),
+    re.compile(rf"(?<![\d.:/-]){_ROOM}(?:的(?![\d钱费])|那家|那户)"),
+)
 _BASEMENT_RE = re.compile(r"(?:[Bb]|负|地下)\s*([1-4一二三四])\s*层?\s*(车库|停车场)")
 _MOBILE_RE = re.compile(r"(?<![\d])(?:\+?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
 _LANDLINE_RE = re.compile(r"(?<![\d])\(?(0\d{2,3})\)?[\s-]?([2-9]\d{6,7})(?!\d)")
@@ -247,8 +258,11 @@ def _extract_location(text: str, areas: tuple[str, ...], not_areas: tuple[str, .
             return Location(b.upper(), me.group("u"), me.group("r"), loc.area if loc else None)
         return _area_only(text, areas, not_areas)
     m = _DASH_RE.search(text)
+    m2 = None if m else _DASH2_RE.search(text)
     if m:
         building, unit, room = m.group(1), m.group(2), m.group(3)
+    elif m2 and _LOC_RE.search(text) is None:
+        building, unit = m2.group(1), m2.group(2)
     else:
         for m in _LOC_RE.finditer(text):
             b, bs = m.group("b"), m.group("bs")
@@ -263,10 +277,13 @@ def _extract_location(text: str, areas: tuple[str, ...], not_areas: tuple[str, .
             mu = _UNIT_ONLY_RE.search(text)
             if mu:
                 unit = cn_number(mu.group("u"))
+                room = mu.group("r")
         if room is None:
-            mr = _ROOM_ONLY_RE.search(text)
-            if mr:
-                room = mr.group(1)
+            for rx in _ROOM_ONLY_RES:
+                mr = rx.search(text)
+                if mr:
+                    room = mr.group(1)
+                    break
     loc = _area_only(text, areas, not_areas)
     area = loc.area if loc else None
     if building is None and unit is None and room is None and area is None:

@@ -159,6 +159,16 @@ def test_emotion(clf: Classifier, text: str, emotion: str) -> None:
         ("我家住18楼,楼下广场舞太吵", None),
         ("整栋楼都停电了", None),
         ("", None),
+        # building-unit written short, building 号 room, a flat number as residents say it
+        ("楼道灯坏了半个月了 7-2", Location("7", "2", None, None)),
+        ("我是28号302的 想问问车棚还有位置吗", Location("28", None, "302", "车棚")),
+        ("我家1502 楼上往下漏水", Location(None, None, "1502", None)),
+        ("墙上全是霉 2单元1602", Location(None, "2", "1602", None)),
+        ("12号楼3单元顶楼602暖气不热", Location("12", "3", "602", None)),
+        # …but not a neighbour's flat, a span of days, or 天台 inside 明天台风
+        ("楼上502半夜拖椅子", None),
+        ("报修2-3天了还没人来", None),
+        ("明天台风 幼儿园放不放假", None),
     ],
 )
 def test_location(clf: Classifier, text: str, location: Location | None) -> None:
