@@ -199,7 +199,10 @@ _ROOM_ONLY_RES = (  # in this order: "401的请你们快上来，我是501" is 5
     re.compile(rf"(?:我是|我住|我家|住在?|一楼)\s*{_ROOM}(?![\d.%元块年月日号楼栋])"),
     re.compile(rf"(?<![\d.:/-]){_ROOM}(?:的(?![\d钱费])|那家|那户)"),
 )
-_BASEMENT_RE = re.compile(r"(?:[Bb]|负|地下)\s*([1-4一二三四])\s*层?\s*(车库|停车场)")
+_BASEMENT_RE = re.compile(r"(?:[Bb]|负|地下)\s*([1-4一二三四])\s*[层楼]?\s*(车库|停车场)")
+# A basement floor named alone ("负2楼出口", "车位在负一层"), as written; only when no other area is
+# named, since "负一楼配电房" is the 配电房.
+_BASEMENT_FLOOR_RE = re.compile(r"负\s*[1-4一二三四]\s*[层楼]")
 _MOBILE_RE = re.compile(r"(?<![\d])(?:\+?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
 _LANDLINE_RE = re.compile(r"(?<![\d])\(?(0\d{2,3})\)?[\s-]?([2-9]\d{6,7})(?!\d)")
 
@@ -311,6 +314,8 @@ def _area_only(text: str, areas: tuple[str, ...], not_areas: tuple[str, ...]) ->
             if ma.group(0) not in skip:
                 area = ma.group(0)
                 break
+    if area is None and (mf := _BASEMENT_FLOOR_RE.search(text)):
+        area = mf.group(0).replace(" ", "")
     return Location(area=area) if area else None
 
 
