@@ -54,7 +54,7 @@ HELD_OUT = (
     "complaints_blind11.jsonl",
     "complaints_blind12.jsonl",
 )
-DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 37))))
+DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 40))))
 
 
 def _load(name: str) -> list[dict[str, Any]]:
