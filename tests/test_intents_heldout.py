@@ -18,7 +18,11 @@
   tuned on, never read.
 * ``complaints_blind11.jsonl``, ``complaints_blind12.jsonl`` (320 each) — two more authors (Tianjin/
   Qingdao/Yantai/Weifang; Nanning/Beihai/Guiyang/Chongqing), given version 2 of the instructions
-  (a lift out of service is an emergency), written after the last tuning, never read.
+  (a lift out of service is an emergency), written after the dev26 round, never read.
+* ``complaints_blind13.jsonl`` … ``complaints_blind17.jsonl`` (320 each) — five more authors
+  (Nanchang/Ganzhou/Haikou; Hohhot/Baotou/Datong; Beijing/Langfang/Tangshan; Changsha/Zhuzhou/
+  Wuhan; Jinan/Qingdao/Shenyang/Dalian), version 2 of the instructions, written while dev37 …
+  dev39 arrived and scored once, after the last change to the rules and weights; never read.
 
 None is used for tuning (only aggregate scores are ever looked at); the dev sets
 ``complaints_dev*.jsonl`` are. See intents/README.md. A target still missed on a set is an
@@ -53,6 +57,11 @@ HELD_OUT = (
     "complaints_blind10.jsonl",
     "complaints_blind11.jsonl",
     "complaints_blind12.jsonl",
+    "complaints_blind13.jsonl",
+    "complaints_blind14.jsonl",
+    "complaints_blind15.jsonl",
+    "complaints_blind16.jsonl",
+    "complaints_blind17.jsonl",
 )
 DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 40))))
 
@@ -79,7 +88,7 @@ def test_sets_are_big_enough_well_formed_and_disjoint() -> None:
     assert len(held["complaints_blind3.jsonl"]) >= 300
     assert len(held["complaints_blind4.jsonl"]) >= 300
     assert len(held["complaints_blind5.jsonl"]) >= 300
-    for n in range(6, 13):
+    for n in range(6, 18):
         assert len(held[f"complaints_blind{n}.jsonl"]) >= 300
     assert len(dev["complaints_dev.jsonl"]) >= 400
     dev_texts = {r["text"] for recs in dev.values() for r in recs}
@@ -106,13 +115,15 @@ TARGETS: dict[str, tuple[Metric, float]] = {
 MISSES: dict[tuple[str, str], str] = {
     ("complaints_test.jsonl", "emergency_recall"): "test emergency recall is 17/18 = 0.944 < 0.95",
     ("complaints_blind.jsonl", "angry_f1"): "blind angry F1 is 0.779 (P 30/43, R 30/34) < 0.80",
-    ("complaints_blind5.jsonl", "category_accuracy"): "blind5 category accuracy is 294/320 = 0.919 < 0.92",
-    ("complaints_blind6.jsonl", "category_accuracy"): "blind6 category accuracy is 289/320 = 0.903 < 0.92",
-    ("complaints_blind9.jsonl", "emergency_precision"): "blind9 emergency precision is 66/88 = 0.750 < 0.80",
+    ("complaints_blind2.jsonl", "angry_f1"): "blind2 angry F1 is 0.791 (P 51/69, R 51/60) < 0.80",
+    ("complaints_blind6.jsonl", "category_accuracy"): "blind6 category accuracy is 287/320 = 0.897 < 0.92",
+    ("complaints_blind9.jsonl", "emergency_precision"): "blind9 emergency precision is 66/87 = 0.759 < 0.80",
     ("complaints_blind10.jsonl", "emergency_precision"): "blind10 emergency precision is 67/84 = 0.798 < 0.80",
-    ("complaints_blind11.jsonl", "emergency_recall"): "blind11 emergency recall is 67/71 = 0.944 < 0.95",
-    ("complaints_blind12.jsonl", "category_accuracy"): "blind12 category accuracy is 294/320 = 0.919 < 0.92",
     ("complaints_blind12.jsonl", "location_exact"): "blind12 location exact match is 272/320 = 0.850 < 0.90",
+    ("complaints_blind13.jsonl", "location_exact"): "blind13 location exact match is 279/320 = 0.872 < 0.90",
+    ("complaints_blind14.jsonl", "location_exact"): "blind14 location exact match is 269/320 = 0.841 < 0.90",
+    ("complaints_blind16.jsonl", "angry_f1"): "blind16 angry F1 is 0.776 (P 64/83, R 64/82) < 0.80",
+    ("complaints_blind17.jsonl", "emergency_precision"): "blind17 emergency precision is 66/84 = 0.786 < 0.80",
 }
 
 
