@@ -46,24 +46,10 @@ DATA = Path(__file__).resolve().parent / "data"
 HELD_OUT = (
     "complaints_test.jsonl",
     "complaints_blind.jsonl",
-    "complaints_blind2.jsonl",
-    "complaints_blind3.jsonl",
-    "complaints_blind4.jsonl",
-    "complaints_blind5.jsonl",
-    "complaints_blind6.jsonl",
-    "complaints_blind7.jsonl",
-    "complaints_blind8.jsonl",
-    "complaints_blind9.jsonl",
-    "complaints_blind10.jsonl",
-    "complaints_blind11.jsonl",
-    "complaints_blind12.jsonl",
-    "complaints_blind13.jsonl",
-    "complaints_blind14.jsonl",
-    "complaints_blind15.jsonl",
-    "complaints_blind16.jsonl",
-    "complaints_blind17.jsonl",
+    *(f"complaints_blind{n}.jsonl" for n in range(2, 18)),
 )
-DEV = tuple(f"complaints_dev{n}.jsonl" for n in ("", *map(str, range(2, 40))))
+# Every dev file there is: a new one is checked for overlap with the held-out sets without an edit.
+DEV = tuple(sorted(p.name for p in DATA.glob("complaints_dev*.jsonl")))
 
 
 def _load(name: str) -> list[dict[str, Any]]:
@@ -84,12 +70,10 @@ def test_sets_are_big_enough_well_formed_and_disjoint() -> None:
     dev = {name: _load(name) for name in DEV}
     assert len(held["complaints_test.jsonl"]) >= 100
     assert len(held["complaints_blind.jsonl"]) >= 200
-    assert len(held["complaints_blind2.jsonl"]) >= 300
-    assert len(held["complaints_blind3.jsonl"]) >= 300
-    assert len(held["complaints_blind4.jsonl"]) >= 300
-    assert len(held["complaints_blind5.jsonl"]) >= 300
-    for n in range(6, 18):
+    for n in range(2, 18):
         assert len(held[f"complaints_blind{n}.jsonl"]) >= 300
+    # A labelled file that is neither would be scored by nothing.
+    assert {p.name for p in DATA.glob("complaints_*.jsonl")} == {*HELD_OUT, *DEV}
     assert len(dev["complaints_dev.jsonl"]) >= 400
     dev_texts = {r["text"] for recs in dev.values() for r in recs}
     for name, recs in held.items():
